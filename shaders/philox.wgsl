@@ -1,0 +1,56 @@
+// Counter-based random numbers: Philox 4x32-10 (Salmon et al., SC'11). Element i of a draw uses
+// counter (i / 4 + counterBase, 0, 0, 0 ... ) and key (seedLo, seedHi); lane i % 4 of the block.
+// Integer-exact, so every adapter (and src/tensor/reference/philox.ts) gives the same bits.
+// P: 0 count, 1 seedLo, 2 seedHi, 3 counter base, 4 kind (0 uniform, 1 normal, 2 bernoulli), 5 a (f32), 6 b (f32)
+{{PARAMS}}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+  // 32×32 → 64-bit product from 16-bit halves (WGSL has no u64).
+  let a0 = a & 0xffffu; let a1 = a >> 16u;
+  let b0 = b & 0xffffu; let b1 = b >> 16u;
+  let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;
+  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+  return vec2<u32>(hi, a * b);
+}
+
+fn philox(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
+  var ctr = ctr_in;
+  var key = key_in;
+  for (var r = 0u; r < 10u; r++) {
+    let m0 = mulhilo(0xD2511F53u, ctr.x);
+    let m1 = mulhilo(0xCD9E8D57u, ctr.z);
+    ctr = vec4<u32>(m1.x ^ ctr.y ^ key.x, m1.y, m0.x ^ ctr.w ^ key.y, m0.y);
+    key = key + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+  }
+  return ctr;
+}
+
+// 24 random bits → a float in [0, 1), exactly representable.
+fn unit(x: u32) -> f32 { return f32(x >> 8u) * (1.0 / 16777216.0); }
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= P(0u)) { return; }
+  let kind = P(4u);
+  let a = PF(5u);
+  let b = PF(6u);
+  let key = vec2<u32>(P(1u), P(2u));
+  if (kind == 1u) {
+    // Box–Muller: element i uses the pair of lanes (2·(i%2), 2·(i%2)+1) of block i/2.
+    let r = philox(vec4<u32>(i / 2u + P(3u), 0u, 0u, 0u), key);
+    let pair = select(vec2<u32>(r.x, r.y), vec2<u32>(r.z, r.w), (i & 1u) == 1u);
+    let u1 = 1.0 - unit(pair.x); // (0, 1]: log is finite
+    let u2 = unit(pair.y);
+    out[i] = a + b * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    return;
+  }
+  let r = philox(vec4<u32>(i / 4u + P(3u), 0u, 0u, 0u), key);
+  let lane = i & 3u;
+  let bits = select(select(select(r.w, r.z, lane == 2u), r.y, lane == 1u), r.x, lane == 0u);
+  let u = unit(bits);
+  if (kind == 2u) { out[i] = select(0.0, 1.0, u < a); return; }
+  out[i] = a + (b - a) * u;
+}

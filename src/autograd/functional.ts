@@ -1,0 +1,91 @@
+// Transformations as functions (JAX style) and PyTorch's backward(). All of them run the same
+// backward pass; createGraph keeps it differentiable, which is what hvp() relies on.
+import { fmt } from '../tensor/shape.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { accumulateLeafGrad, backwardPass, record, type GradOptions } from './graph.ts';
+import { add, mul } from './ops/elementwise.ts';
+import { ones, zeros } from './ops/creation.ts';
+import { sum } from './ops/reduce.ts';
+import { detach } from './ops/views.ts';
+
+/** loss.backward(): accumulates d(loss)/d(leaf) into `.grad` of every leaf that requires grad. */
+export function backward(output: Tensor, seed?: Tensor, opts: GradOptions = {}): void {
+  if (!seed && output.size !== 1) {
+    throw new Error(`backward(): the output has shape ${fmt(output.shape)}; pass a seed gradient of that shape for a non-scalar output`);
+  }
+  const grads = backwardPass([output], [seed ?? ones(output.shape)], null, add, opts);
+  for (const [t, g] of grads) {
+    if (t.gradFn || !t.requiresGrad) continue;
+    accumulateLeafGrad(t, opts.createGraph ? g : g.realize(), add);
+  }
+}
+
+/** Fresh differentiable stand-ins for the arguments: leaves, or identity links when nested. */
+function inputsOf(args: readonly Tensor[]): Tensor[] {
+  return args.map((a) => {
+    if (a.requiresGrad) return record(detach(a), 'identity', [a], (g) => [g]);
+    const x = detach(a);
+    x.requiresGrad = true;
+    return x;
+  });
+}
+
+function gradsFor(out: Tensor, xs: readonly Tensor[], seed: Tensor | undefined, opts: GradOptions): Tensor[] {
+  if (!seed && out.size !== 1) throw new Error(`grad: the function returned shape ${fmt(out.shape)}; it must return a scalar (use vjp for other outputs)`);
+  if (!out.requiresGrad) return xs.map((x) => zeros(x.shape));
+  const grads = backwardPass([out], [seed ?? ones(out.shape)], xs, add, opts);
+  return xs.map((x) => grads.get(x) ?? zeros(x.shape));
+}
+
+export type Fn = (...args: Tensor[]) => Tensor;
+
+/** grad(f)(...args): the gradients of scalar f with respect to each argument. */
+export function grad(f: Fn, opts: GradOptions = {}): (...args: Tensor[]) => Tensor[] {
+  return (...args) => valueAndGrad(f, opts)(...args).grads;
+}
+
+export function valueAndGrad(f: Fn, opts: GradOptions = {}): (...args: Tensor[]) => { value: Tensor; grads: Tensor[] } {
+  return (...args) => {
+    const xs = inputsOf(args);
+    const value = f(...xs);
+    return { value, grads: gradsFor(value, xs, undefined, opts) };
+  };
+}
+
+/** Vector-Jacobian product: (f(args), cotangentᵀ·∂f/∂args). */
+export function vjp(f: Fn, args: readonly Tensor[], cotangent: Tensor, opts: GradOptions = {}): { value: Tensor; vjp: Tensor[] } {
+  const xs = inputsOf(args);
+  const value = f(...xs);
+  return { value, vjp: gradsFor(value, xs, cotangent, opts) };
+}
+
+/**
+ * Exact Hessian-vector product by double backward: H·v = ∇(∇f · v). `params` and `v` are
+ * lists of matching shapes; returns one tensor per parameter.
+ */
+export function hvp(f: Fn, params: readonly Tensor[], v: readonly Tensor[]): Tensor[] {
+  if (v.length !== params.length) throw new Error(`hvp: ${params.length} parameters but ${v.length} vectors`);
+  v.forEach((vi, i) => {
+    if (vi.shape.join() !== params[i].shape.join()) throw new Error(`hvp: vector ${i} has shape ${fmt(vi.shape)}, parameter ${i} has ${fmt(params[i].shape)}`);
+  });
+  const xs = inputsOf(params);
+  const value = f(...xs);
+  const g = gradsFor(value, xs, undefined, { createGraph: true });
+  const dot = g.map((gi, i) => sum(mul(gi, v[i]))).reduce((a, b) => add(a, b));
+  return gradsFor(dot, xs, undefined, {});
+}
+
+/**
+ * Forward-mode product J·t computed as the VJP of a VJP (the "double-vjp" trick): exact, and
+ * needs no forward-mode rules.
+ */
+export function jvp(f: Fn, args: readonly Tensor[], tangents: readonly Tensor[]): { value: Tensor; jvp: Tensor } {
+  const xs = inputsOf(args);
+  const value = f(...xs);
+  const u = zeros(value.shape);
+  u.requiresGrad = true;
+  const vjps = gradsFor(value, xs, u, { createGraph: true });
+  const dot = vjps.map((g, i) => sum(mul(g, tangents[i]))).reduce((a, b) => add(a, b));
+  const [jt] = gradsFor(dot, [u], undefined, {});
+  return { value, jvp: jt };
+}

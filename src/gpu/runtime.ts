@@ -1,0 +1,147 @@
+// Command batching: kernels are recorded into one command encoder and submitted together.
+//
+// Every dispatch gets its small parameter block (shapes, strides, scalars) in one shared uniform
+// "ring" that is uploaded with a single writeBuffer right before the submit. Nothing here waits on
+// the GPU except `readBuffer`, which is the only way data comes back (always async).
+import { ctx, throwIfGpuError } from './device.ts';
+import { pool } from './pool.ts';
+
+const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
+const RING_BYTES = 64 * 1024 * 4;
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+
+export interface Binding {
+  buffer: GPUBuffer;
+  offset?: number;
+  size?: number;
+}
+
+const pipelines = new Map<string, GPUComputePipeline>();
+
+/** Compiles (once per distinct source) and caches a compute pipeline. */
+export function pipeline(source: string, label = 'kernel'): GPUComputePipeline {
+  let p = pipelines.get(source);
+  if (!p) {
+    const { device } = ctx();
+    const module = device.createShaderModule({ code: source, label });
+    p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+    pipelines.set(source, p);
+  }
+  return p;
+}
+
+export function pipelineCount(): number {
+  return pipelines.size;
+}
+
+class Runtime {
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private ring = new ArrayBuffer(RING_BYTES);
+  private ringU32 = new Uint32Array(this.ring);
+  private ringUsed = 0;
+  private ringBuffer: GPUBuffer | null = null;
+  private dispatches = 0;
+  /** Buffers to return to the pool once the current batch is submitted. */
+  private afterSubmit: GPUBuffer[] = [];
+  stats = { dispatches: 0, submits: 0 };
+
+  private ensurePass(): GPUComputePassEncoder {
+    const { device } = ctx();
+    this.ringBuffer ??= device.createBuffer({ size: RING_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.encoder ??= device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    this.ensurePass();
+    this.pass!.end();
+    this.pass = null;
+    return this.encoder!;
+  }
+
+  /**
+   * Records one dispatch. `params` are 32-bit words (write floats through a Float32Array view of
+   * the same ArrayBuffer); they arrive as binding 0, the buffers as bindings 1, 2, ...
+   */
+  dispatch(pipe: GPUComputePipeline, params: Uint32Array, buffers: Binding[], workgroups: [number, number?, number?]): void {
+    const bytes = Math.max(16, Math.ceil(params.byteLength / 16) * 16); // whole vec4s, as declared
+    const slotBytes = Math.ceil(bytes / SLOT) * SLOT;
+    if (this.ringUsed + slotBytes > RING_BYTES || this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    const pass = this.ensurePass();
+    const offset = this.ringUsed;
+    this.ringU32.set(params, offset / 4);
+    this.ringUsed += slotBytes;
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ringBuffer!, offset, size: bytes } }];
+    buffers.forEach((b, i) =>
+      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } }),
+    );
+    const group = ctx().device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, group);
+    const [x, y = 1, z = 1] = workgroups;
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+    this.stats.dispatches++;
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Uploads host data. Flushes first: writeBuffer jumps ahead of unsubmitted recorded work. */
+  write(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
+    this.flush();
+    ctx().device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Returns `buf` to the pool after the work recorded so far has been submitted. */
+  releaseAfterSubmit(buf: GPUBuffer): void {
+    this.afterSubmit.push(buf);
+  }
+
+  /** Submits everything recorded so far. Does not wait. */
+  flush(): void {
+    if (!this.encoder) return;
+    const { device } = ctx();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.ringUsed > 0) device.queue.writeBuffer(this.ringBuffer!, 0, this.ring, 0, this.ringUsed);
+    device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.ringUsed = 0;
+    this.dispatches = 0;
+    this.stats.submits++;
+    for (const b of this.afterSubmit) pool.release(b);
+    this.afterSubmit.length = 0;
+  }
+
+  /** Copies `bytes` from `src` back to the host. The only place the engine waits for the GPU. */
+  async readBuffer(src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    const { device } = ctx();
+    const aligned = Math.ceil(bytes / 4) * 4;
+    const staging = pool.acquire(aligned, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.copy(src, offset, staging, 0, aligned);
+    this.flush();
+    // Waiting for completion first keeps Dawn from spinning the JS thread inside mapAsync,
+    // which on a 2-core CPU adapter steals a core from the kernels.
+    await device.queue.onSubmittedWorkDone();
+    await staging.mapAsync(GPUMapMode.READ, 0, aligned);
+    const out = staging.getMappedRange(0, aligned).slice(0, bytes);
+    staging.unmap();
+    pool.release(staging);
+    throwIfGpuError();
+    return out;
+  }
+
+  /** Resolves when all submitted work has finished (for benchmarks). */
+  async sync(): Promise<void> {
+    this.flush();
+    await ctx().device.queue.onSubmittedWorkDone();
+  }
+}
+
+export const runtime = new Runtime();

@@ -1,0 +1,17 @@
+// The public API.
+import { gpuContext, type GpuContext } from './gpu/device.ts';
+import './autograd/methods.ts';
+
+/** Opens the WebGPU device (once). Call before creating tensors. */
+export function init(): Promise<GpuContext> {
+  return gpuContext();
+}
+
+export { gpuContext, describeAdapter, NoAdapterError, SETUP_COMMAND } from './gpu/device.ts';
+export { memoryStats } from './gpu/pool.ts';
+export { runtime } from './gpu/runtime.ts';
+export { Tensor } from './tensor/tensor.ts';
+export { tidy, keep } from './tensor/scope.ts';
+export * from './autograd/ops/index.ts';
+export { noGrad, enableGrad, isGradEnabled } from './autograd/graph.ts';
+export { backward, grad, valueAndGrad, vjp, hvp, jvp } from './autograd/functional.ts';

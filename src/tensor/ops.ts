@@ -1,0 +1,311 @@
+// Raw tensor operations: no autograd, just shapes, views and kernels. src/autograd wraps each
+// of these with its backward rule.
+import { ctx } from '../gpu/device.ts';
+import { runtime } from '../gpu/runtime.ts';
+import { type BinaryOp, type Expr, exprSize, type UnaryOp } from './expr.ts';
+import { gatherRows, rowLists, scatterAddRows } from './kernels/gather.ts';
+import { realizeExpr } from './kernels/elementwise.ts';
+import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
+import { randomKernel, type RandomKind } from './kernels/random.ts';
+import { reduceRows, type ReduceOp } from './kernels/reduce.ts';
+import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape } from './shape.ts';
+import { Storage, type DType } from './storage.ts';
+import { Tensor } from './tensor.ts';
+
+/** Expressions larger than this are realised before being inlined into another. */
+const MAX_FUSED_NODES = 64;
+const MAX_FUSED_INPUTS = 6;
+
+// ---------------------------------------------------------------- creation
+
+export type ArrayData = Float32Array | Int32Array | number[] | readonly number[];
+
+export function fromArray(data: ArrayData, shape?: Shape, dtype?: DType): Tensor {
+  const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
+  const s = shape ?? [data.length];
+  checkShape('tensor', s);
+  if (numel(s) !== data.length) throw new Error(`tensor: ${data.length} values cannot fill shape ${fmt(s)} (${numel(s)} elements)`);
+  const host = dt === 'i32' ? Int32Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>);
+  ctx();
+  const storage = Storage.allocate(host.length, dt);
+  if (dt === 'i32') storage.hostIndices = host as Int32Array;
+  if (host.length > 0) runtime.write(storage.buffer, 0, host);
+  return Tensor.owning(storage, s);
+}
+
+export function full(shape: Shape, value: number): Tensor {
+  checkShape('full', shape);
+  return Tensor.lazy({ k: 'const', value }, shape).realize();
+}
+
+/** A lazy constant (no buffer): broadcast into expressions for free. */
+export function scalar(value: number): Tensor {
+  return Tensor.lazy({ k: 'const', value }, []);
+}
+
+export function arange(start: number, end?: number, step = 1): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const e: Expr = { k: 'bin', op: 'add', a: { k: 'const', value: start }, b: { k: 'bin', op: 'mul', a: { k: 'index', axis: 0 }, b: { k: 'const', value: step } } };
+  return Tensor.lazy(e, [n]).realize();
+}
+
+/** Random draws: same (seed, shape, call order) → same numbers on every adapter. */
+export function random(shape: Shape, kind: RandomKind, seed: number, a: number, b: number, counter?: number): Tensor {
+  checkShape(kind, shape);
+  const n = numel(shape);
+  return Tensor.owning(randomKernel(n, kind, seed, counter ?? 0, a, b), shape);
+}
+
+// ---------------------------------------------------------------- elementwise (lazy)
+
+/** `t` as an expression over `shape` (NumPy broadcasting of its dims). */
+function broadcastExpr(t: Tensor, shape: readonly number[]): Expr {
+  if (sameShape(t.shape, shape)) return t.expr();
+  return expandView(t, shape).expr();
+}
+
+function fusable(t: Tensor): Tensor {
+  if (t.isLazy) {
+    const e = t.expr();
+    if (exprSize(e) > MAX_FUSED_NODES) t.realize();
+  }
+  return t;
+}
+
+export function unary(op: UnaryOp, a: Tensor): Tensor {
+  fusable(a);
+  return Tensor.lazy({ k: 'un', op, a: a.expr() }, a.shape, op === 'cast_i32' ? 'i32' : 'f32');
+}
+
+export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  fusable(a);
+  fusable(b);
+  const t = Tensor.lazy({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape);
+  return limitInputs(t);
+}
+
+export function where(c: Tensor, a: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShapes('where', c.shape, a.shape, b.shape);
+  [c, a, b].forEach(fusable);
+  const t = Tensor.lazy({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape);
+  return limitInputs(t);
+}
+
+/** Too many distinct buffers in one kernel: realise now rather than hit the binding limit later. */
+function limitInputs(t: Tensor): Tensor {
+  const max = Math.min(MAX_FUSED_INPUTS, ctx().limits.maxStorageBuffersPerShaderStage - 2);
+  if (countStorages(t) > max) t.realize();
+  return t;
+}
+
+function countStorages(t: Tensor): number {
+  const seen = new Set<unknown>();
+  const walk = (e: Expr): void => {
+    if (e.k === 'leaf') seen.add(e.storage);
+    else if (e.k === 'un') walk(e.a);
+    else if (e.k === 'bin') (walk(e.a), walk(e.b));
+    else if (e.k === 'where') (walk(e.c), walk(e.a), walk(e.b));
+  };
+  walk(t.expr());
+  return seen.size;
+}
+
+/** The value of each element's coordinate along `axis` (for one-hot masks and the like). */
+export function indexAlong(shape: Shape, axis: number): Tensor {
+  return Tensor.lazy({ k: 'index', axis }, shape);
+}
+
+export function cast(a: Tensor, dtype: DType): Tensor {
+  if (a.dtype === dtype) return a;
+  return dtype === 'i32' ? unary('cast_i32', a) : Tensor.lazy(a.expr(), a.shape, 'f32');
+}
+
+// ---------------------------------------------------------------- views
+
+export function expandView(t: Tensor, shape: readonly number[]): Tensor {
+  const lead = shape.length - t.rank;
+  if (lead < 0 || t.shape.some((d, i) => d !== 1 && d !== shape[lead + i])) {
+    throw new Error(`expand: cannot broadcast shape ${fmt(t.shape)} to ${fmt(shape)}`);
+  }
+  const strideOf = (s: readonly number[]) => shape.map((d, o) => (o < lead || t.shape[o - lead] !== d || t.shape[o - lead] === 1 ? 0 : s[o - lead]));
+  // A broadcast dim had a single coordinate, 0, whatever the new extent.
+  const index = (axis: number): Expr => (t.shape[axis] === 1 ? { k: 'const', value: 0 } : { k: 'index', axis: axis + lead });
+  return t.restride(shape, strideOf, (o) => o, index);
+}
+
+export function permuteView(t: Tensor, perm: readonly number[]): Tensor {
+  const sorted = [...perm].sort((a, b) => a - b);
+  if (perm.length !== t.rank || sorted.some((p, i) => p !== i)) throw new Error(`permute: ${fmt(perm)} is not a permutation of the ${t.rank} axes of ${fmt(t.shape)}`);
+  const inv = perm.map((_, i) => perm.indexOf(i));
+  return t.restride(
+    perm.map((p) => t.shape[p]),
+    (s) => perm.map((p) => s[p]),
+    (o) => o,
+    (axis) => ({ k: 'index', axis: inv[axis] }),
+  );
+}
+
+export function sliceView(t: Tensor, starts: readonly number[], ends: readonly number[]): Tensor {
+  const shape = t.shape.map((d, i) => {
+    if (starts[i] < 0 || ends[i] > d || starts[i] > ends[i]) throw new Error(`slice: range ${starts[i]}:${ends[i]} is out of bounds for axis ${i} of ${fmt(t.shape)}`);
+    return ends[i] - starts[i];
+  });
+  return t.restride(
+    shape,
+    (s) => [...s],
+    (o, s) => o + starts.reduce((acc, st, i) => acc + st * s[i], 0),
+    (axis) => ({ k: 'bin', op: 'add', a: { k: 'index', axis }, b: { k: 'const', value: starts[axis] } }),
+  );
+}
+
+/** reshape: a view when the layout allows it, a contiguous copy otherwise. */
+export function reshape(t: Tensor, to: readonly number[]): Tensor {
+  const shape = inferReshape(t.shape, to);
+  const v = t.reshapeView(shape);
+  if (v) return v;
+  const c = t.contiguousCopy();
+  const r = c.reshapeView(shape)!;
+  c.dispose();
+  return r;
+}
+
+// ---------------------------------------------------------------- reductions
+
+export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
+  const ax = normalizeAxes(op, axes, t.rank);
+  const kept = t.shape.map((_, i) => i).filter((i) => !ax.includes(i));
+  const perm = [...kept, ...ax];
+  const view = perm.every((p, i) => p === i) ? t : permuteView(t, perm);
+  const rows = numel(kept.map((i) => t.shape[i]));
+  const inner = numel(ax.map((i) => t.shape[i]));
+  if (inner === 0 && op !== 'sum') throw new Error(`${op}: cannot reduce over an empty axis of ${fmt(t.shape)}`);
+  fusable(view);
+  const storage = reduceRows(view.expr(), view.shape, rows, inner, op);
+  if (view !== t) view.dispose();
+  const outShape = keepdims ? t.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : kept.map((i) => t.shape[i]);
+  return Tensor.owning(storage, outShape);
+}
+
+// ---------------------------------------------------------------- matmul
+
+/** One stride per operand for the flattened batch dims, or null if they don't flatten. */
+function batchStride(shape: readonly number[], strides: readonly number[]): number | null {
+  let stride: number | null = null;
+  let expected = 0;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] === 1) continue;
+    if (stride === null) {
+      stride = strides[i];
+      expected = strides[i] * shape[i];
+    } else {
+      if (strides[i] !== expected) return null;
+      expected *= shape[i];
+    }
+  }
+  return stride ?? 0;
+}
+
+function operand(t: Tensor, batch: readonly number[]): MatOperand {
+  const full = [...batch, t.shape[t.rank - 2], t.shape[t.rank - 1]];
+  let v = expandView(t, full);
+  let { storage, offset, strides } = v.layout();
+  let bs = batchStride(batch, strides.slice(0, batch.length));
+  if (bs === null || (strides[full.length - 1] !== 1 && strides[full.length - 2] !== 1)) {
+    // Not expressible as a strided batch of matrices: copy (rare: odd permutes of batch dims).
+    const c = v.contiguousCopy();
+    v.dispose();
+    v = c;
+    ({ storage, offset, strides } = v.layout());
+    bs = batchStride(batch, strides.slice(0, batch.length))!;
+  }
+  const op = { storage: storage.retain(), offset, batchStride: bs, rowStride: strides[full.length - 2], colStride: strides[full.length - 1] };
+  v.dispose();
+  return op;
+}
+
+/** matmul with NumPy semantics for rank ≥ 2 operands (batch dims broadcast). */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: operands must have rank ≥ 2, got ${fmt(a.shape)} and ${fmt(b.shape)} (reshape vectors to [1, n] or [n, 1])`);
+  const [M, K] = a.shape.slice(-2);
+  const [K2, N] = b.shape.slice(-2);
+  if (K !== K2) throw new Error(`matmul: inner dimensions differ: ${fmt(a.shape)} @ ${fmt(b.shape)} (${K} vs ${K2})`);
+  const batch = broadcastShapes('matmul (batch dims)', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const A = operand(a, batch);
+  const B = operand(b, batch);
+  const out = matmulKernel(A, B, numel(batch), M, N, K);
+  A.storage.release();
+  B.storage.release();
+  return Tensor.owning(out, [...batch, M, N]);
+}
+
+// ---------------------------------------------------------------- gather / scatter
+
+/** out[..., :] = src[idx[...], :] for a 2-D src [rows, width]. */
+export function indexSelect(src: Tensor, idx: Tensor): Tensor {
+  if (src.rank !== 2) throw new Error(`indexSelect: source must be 2-D [rows, width], got ${fmt(src.shape)}`);
+  if (idx.dtype !== 'i32') throw new Error(`indexSelect: indices must be i32, got ${idx.dtype}`);
+  const [rows, width] = src.shape;
+  const s = src.shape[1] === 1 || src.isContiguous() ? src : src.contiguousCopy();
+  const i = idx.isContiguous() ? idx : idx.contiguousCopy();
+  const L = s.layout();
+  const out = gatherRows(L.storage, L.offset, L.strides[0], rows, width, i.layout().storage, i.size);
+  if (s !== src) s.dispose();
+  if (i !== idx) i.dispose();
+  return Tensor.owning(out, [...idx.shape, width]);
+}
+
+/** out = zeros([rows, width]); out[idx[p], :] += src[p, :] (deterministic order). */
+export function scatterAdd(src: Tensor, idx: Tensor, rows: number): Tensor {
+  const width = src.shape[src.rank - 1];
+  if (!sameShape(src.shape.slice(0, -1), idx.shape)) throw new Error(`scatterAdd: source ${fmt(src.shape)} does not match indices ${fmt(idx.shape)} + [width]`);
+  const host = idx.layout().storage.hostIndices;
+  if (!host || !idx.isContiguous()) {
+    throw new Error('scatterAdd: indices must be a contiguous i32 tensor created from host data (fromArray), so the deterministic CSR order can be built');
+  }
+  const ids = host.subarray(idx.layout().offset, idx.layout().offset + idx.size);
+  const csr = rowLists(ids, rows);
+  const csrT = fromArray(csr, [csr.length], 'i32');
+  const out = full([rows, width], 0);
+  const s = src.isContiguous() ? src : src.contiguousCopy();
+  const unique = (csr.length - 1 - ids.length) / 2;
+  scatterAddRows(out.layout().storage, s.layout().storage, s.layout().offset, width, csrT.layout().storage, unique);
+  if (s !== src) s.dispose();
+  csrT.dispose();
+  return out;
+}
+
+// ---------------------------------------------------------------- assembly
+
+/** Concatenates along `axis` into one new buffer (each part written through a strided view). */
+export function concat(parts: readonly Tensor[], axis: number): Tensor {
+  if (parts.length === 0) throw new Error('concat: needs at least one tensor');
+  const rank = parts[0].rank;
+  const [ax] = normalizeAxes('concat', axis, rank);
+  parts.forEach((p) => {
+    if (p.rank !== rank || p.shape.some((d, i) => i !== ax && d !== parts[0].shape[i])) {
+      throw new Error(`concat: shapes ${parts.map((q) => fmt(q.shape)).join(', ')} differ outside axis ${ax}`);
+    }
+  });
+  const shape = [...parts[0].shape];
+  shape[ax] = parts.reduce((a, p) => a + p.shape[ax], 0);
+  const out = Storage.allocate(numel(shape), parts[0].dtype);
+  const strides = contiguousStrides(shape);
+  let start = 0;
+  for (const p of parts) {
+    fusable(p);
+    realizeExpr(p.expr(), p.shape, { storage: out, offset: start * strides[ax], strides });
+    start += p.shape[ax];
+  }
+  return Tensor.owning(out, shape);
+}
+
+/** Writes `value` into a zero tensor of `shape` at the slice starting at `starts` (slice's adjoint). */
+export function padInto(value: Tensor, shape: readonly number[], starts: readonly number[]): Tensor {
+  const out = full(shape, 0);
+  const strides = contiguousStrides(shape);
+  fusable(value);
+  realizeExpr(value.expr(), value.shape, { storage: out.layout().storage, offset: starts.reduce((a, s, i) => a + s * strides[i], 0), strides });
+  return out;
+}
