@@ -1,0 +1,161 @@
+// Every op's forward pass against the float64 reference.
+import { beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import * as E from '../../src/index.ts';
+import * as R from '../../src/reference/ndarray.ts';
+import { gpu, randomArray, ref, toGpu, expectClose, type Backend } from '../helpers.ts';
+
+beforeAll(async () => {
+  await E.init();
+});
+
+// f32 elementwise results are within a few ulps of the rounded f64 result.
+const RTOL = 2e-6;
+const ATOL = 1e-6;
+
+async function same<X>(f: <Y>(o: Backend<Y>, ...xs: Y[]) => Y, inputs: R.NDArray[], rtol = RTOL, atol = ATOL) {
+  const expected = f(ref, ...inputs);
+  const actual = f(gpu, ...inputs.map(toGpu));
+  expect(actual.shape).toEqual(expected.shape);
+  expectClose(await actual.toArray(), expected.data, rtol, atol, 'forward');
+}
+
+describe('elementwise', () => {
+  const x = randomArray([3, 4], 1);
+  const pos = randomArray([3, 4], 2, 0.1, 3);
+  const unary = ['neg', 'exp', 'tanh', 'abs', 'sin', 'cos', 'sigmoid', 'relu', 'square'] as const;
+  for (const op of unary) it(op, () => same((o, a) => o[op](a), [x]));
+  for (const op of ['log', 'sqrt', 'rsqrt'] as const) it(op, () => same((o, a) => o[op](a), [pos]));
+  it('tanh saturates without NaN', () => same((o, a) => o.tanh(o.mul(a, 100)), [x]));
+  const binary = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'gt', 'lt', 'eq'] as const;
+  for (const op of binary) it(op, () => same((o, a, b) => o[op](a, b), [x, randomArray([3, 4], 3)]));
+  it('pow with positive base and real exponent', () => same((o, a, b) => o.pow(a, b), [pos, randomArray([3, 4], 4, -2, 2)], 1e-5));
+  it('pow of negative base with integer exponents (like PyTorch)', () => same((o, a) => o.pow(a, 3), [x], 1e-5));
+  it('where', () => same((o, c, a, b) => o.where(o.gt(c, 0), a, b), [x, randomArray([3, 4], 5), randomArray([4], 6)]));
+  it('scalars on either side', () => same((o, a) => o.sub(2, o.mul(a, 0.5)), [x]));
+  it('a long fused chain (GELU, tanh form)', () =>
+    same((o, a) => o.mul(o.mul(a, 0.5), o.add(1, o.tanh(o.mul(Math.sqrt(2 / Math.PI), o.add(a, o.mul(0.044715, o.pow(a, 3))))))), [x], 1e-5));
+});
+
+describe('broadcasting', () => {
+  it('agrees with the reference for random compatible shapes (property)', async () => {
+    const dims = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 0, maxLength: 4 });
+    await fc.assert(
+      fc.asyncProperty(dims, fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 3 }), fc.integer(), async (shape, ones, drop, seed) => {
+        // b: a suffix of shape with some dims set to 1.
+        const bShape = shape.slice(Math.min(drop, shape.length)).map((d, i) => (ones[i] ? 1 : d));
+        await same((o, a, b) => o.add(o.mul(a, b), b), [randomArray(shape, seed), randomArray(bShape, seed + 1)]);
+      }),
+      { numRuns: 25 },
+    );
+  });
+  it('names the op and both shapes on mismatch', () => {
+    expect(() => E.add(E.zeros([2, 3]), E.zeros([4]))).toThrow(/add: shapes \[2, 3\] and \[4\] cannot be broadcast/);
+  });
+});
+
+describe('reductions', () => {
+  const x = randomArray([2, 3, 5], 7);
+  for (const op of ['sum', 'mean', 'max', 'min', 'logsumexp'] as const) {
+    it(`${op} over all / single / multiple / negative axes, keepdims`, async () => {
+      for (const [axes, keep] of [[undefined, false], [0, false], [2, true], [[0, 2], false], [-1, true], [[1, 2], true]] as const) {
+        await same((o, a) => o[op](a, axes as never, keep), [x], 1e-5, 1e-6);
+      }
+    });
+  }
+  it('long rows (tree reduction) keep f32 accuracy', () => same((o, a) => o.sum(a, -1), [randomArray([3, 5000], 8)], 1e-5, 1e-5));
+  it('softmax and logSoftmax', async () => {
+    await same((o, a) => o.softmax(a), [x], 1e-5);
+    await same((o, a) => o.logSoftmax(o.mul(a, 30), 1), [x], 1e-5, 1e-5);
+  });
+  it('max over an empty axis is an error', () => {
+    expect(() => E.max(E.zeros([0, 3]), 0)).toThrow(/empty/);
+  });
+});
+
+describe('views and assembly', () => {
+  const x = randomArray([2, 3, 4], 9);
+  it('reshape (view and copy cases)', async () => {
+    await same((o, a) => o.reshape(a, [6, 4]), [x], 0, 0);
+    await same((o, a) => o.reshape(o.transpose(a, 0, 2), [4, -1]), [x], 0, 0);
+  });
+  it('permute / transpose', () => same((o, a) => o.permute(a, [2, 0, 1]), [x], 0, 0));
+  it('slice', () => same((o, a) => o.slice(a, [null, [1, 3], [-3, -1]]), [x], 0, 0));
+  it('expand', () => same((o, a) => o.expand(o.slice(a, [[0, 1], null, null]), [5, 3, 4]), [x], 0, 0));
+  it('views of lazy expressions', () => same((o, a) => o.slice(o.permute(o.exp(a), [1, 2, 0]), [[1, 2], null, null]), [x], 2e-6));
+  it('concat and split', async () => {
+    await same((o, a, b) => o.concat([a, b, a], 1), [x, randomArray([2, 1, 4], 10)], 0, 0);
+    const parts = E.split(toGpu(x), [1, 2], 1);
+    expect(parts.map((p) => p.shape)).toEqual([[2, 1, 4], [2, 2, 4]]);
+    expectClose(await parts[1].toArray(), R.slice(x, [null, [1, 3], null]).data, 0, 0, 'split');
+  });
+  it('matmul: plain, transposed, batched, broadcast batch', async () => {
+    await same((o, a, b) => o.matmul(a, b), [randomArray([5, 7], 11), randomArray([7, 3], 12)], 1e-5, 1e-5);
+    await same((o, a, b) => o.matmul(o.transpose(a), b), [randomArray([7, 5], 13), randomArray([7, 3], 14)], 1e-5, 1e-5);
+    await same((o, a, b) => o.matmul(a, b), [randomArray([2, 3, 5, 7], 15), randomArray([7, 6], 16)], 1e-5, 1e-5);
+    await same((o, a, b) => o.matmul(a, o.transpose(b)), [randomArray([2, 1, 5, 7], 17), randomArray([3, 6, 7], 18)], 1e-5, 1e-5);
+  });
+  it('matmul names both shapes on mismatch', () => {
+    expect(() => E.matmul(E.zeros([2, 3]), E.zeros([4, 5]))).toThrow(/matmul: inner dimensions differ: \[2, 3\] @ \[4, 5\]/);
+  });
+});
+
+describe('indexing', () => {
+  const table = randomArray([6, 4], 19);
+  const ids = [5, 0, 2, 2, 5, 1];
+  it('indexSelect (embedding lookup)', async () => {
+    const out = E.indexSelect(toGpu(table), E.tensor(new Int32Array(ids), [2, 3]));
+    expect(out.shape).toEqual([2, 3, 4]);
+    expectClose(await out.toArray(), R.indexSelect(table, ids).data, 0, 0, 'indexSelect');
+  });
+  it('scatterAdd sums repeated rows', async () => {
+    const src = randomArray([6, 4], 20);
+    const out = E.scatterAdd(toGpu(src), E.tensor(new Int32Array(ids)), 7);
+    expectClose(await out.toArray(), R.scatterAdd(src, ids, 7).data, 1e-6, 1e-7, 'scatterAdd');
+  });
+  it('takeAlongLastAxis', async () => {
+    const x = randomArray([2, 3, 5], 21);
+    const t = [4, 0, 1, 2, 3, 4];
+    const out = E.takeAlongLastAxis(toGpu(x), E.tensor(new Int32Array(t), [2, 3]));
+    expectClose(await out.toArray(), R.takeAlongLastAxis(x, t).data, 0, 0, 'take');
+  });
+  it('out-of-range ids are rejected where the host knows them', () => {
+    expect(() => E.scatterAdd(E.zeros([2, 4]), E.tensor(new Int32Array([0, 9])), 3)).toThrow(/index 9 is out of range \[0, 3\)/);
+  });
+});
+
+describe('creation and random numbers', () => {
+  it('zeros / ones / full / arange', async () => {
+    expect(Array.from(await E.arange(2, 7, 2).toArray())).toEqual([2, 4, 6]);
+    expect(Array.from(await E.full([2, 2], 3.5).toArray())).toEqual([3.5, 3.5, 3.5, 3.5]);
+  });
+  it('Philox uniforms are bit-identical to the CPU reference', async () => {
+    const { uniform, normal } = await import('../../src/reference/philox.ts');
+    const g = new E.Generator(1234);
+    const u = await g.rand([1001]).toArray();
+    expect(Array.from(u)).toEqual(Array.from(uniform(1001, 1234, 0)));
+    const n = await g.randn([999]).toArray();
+    expectClose(n, normal(999, 1234, Math.ceil(1001 / 4)), 1e-5, 1e-5, 'normal');
+  });
+  it('same seed, same numbers; different seed, different numbers', async () => {
+    const a = await new E.Generator(7).randn([64]).toArray();
+    const b = await new E.Generator(7).randn([64]).toArray();
+    const c = await new E.Generator(8).randn([64]).toArray();
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(Array.from(a)).not.toEqual(Array.from(c));
+  });
+  it('normal draws have the right moments', async () => {
+    const n = await new E.Generator(3).randn([40000], 2, 3).toArray();
+    const mean = n.reduce((s, v) => s + v, 0) / n.length;
+    const sd = Math.sqrt(n.reduce((s, v) => s + (v - mean) ** 2, 0) / n.length);
+    expect(Math.abs(mean - 2)).toBeLessThan(0.05);
+    expect(Math.abs(sd - 3)).toBeLessThan(0.05);
+  });
+  it('rademacher probes are ±1 with both signs', async () => {
+    const r = await new E.Generator(5).rademacher([1000]).toArray();
+    expect(r.every((v) => v === 1 || v === -1)).toBe(true);
+    const pos = r.filter((v) => v === 1).length;
+    expect(pos).toBeGreaterThan(400);
+    expect(pos).toBeLessThan(600);
+  });
+});
