@@ -1,0 +1,117 @@
+// What each corpus is called on disk and on the Hub, and facts used to check the files.
+
+export type WikiTextName = 'wikitext-2' | 'wikitext-2-raw' | 'wikitext-103' | 'wikitext-103-raw';
+export type DatasetName = WikiTextName | 'sotu';
+export type Split = 'train' | 'valid' | 'test';
+export const SPLITS: readonly Split[] = ['train', 'valid', 'test'];
+
+export interface WikiTextInfo {
+  name: WikiTextName;
+  title: string;
+  /** Folder names recognised under a data directory (classic zip name first, then HF's config name). */
+  folders: string[];
+  /** Classic file suffix: wiki.train.tokens (v1, with <unk>) or wiki.train.raw. */
+  classicSuffix: 'tokens' | 'raw';
+  /** Hugging Face config of Salesforce/wikitext. */
+  hfConfig: string;
+  /** Lines per split (= rows in HF's parquet files); a file with another count is refused. */
+  lines: Record<Split, number>;
+}
+
+// WikiText-2 and -103 share their valid/test articles, hence the same line counts.
+const W2_LINES = { train: 36_718, valid: 3_760, test: 4_358 };
+const W103_LINES = { train: 1_801_350, valid: 3_760, test: 4_358 };
+
+export const WIKITEXT: Record<WikiTextName, WikiTextInfo> = {
+  'wikitext-2': {
+    name: 'wikitext-2',
+    title: 'WikiText-2 (v1, tokenized, with <unk>)',
+    folders: ['wikitext-2', 'wikitext-2-v1'],
+    classicSuffix: 'tokens',
+    hfConfig: 'wikitext-2-v1',
+    lines: W2_LINES,
+  },
+  'wikitext-2-raw': {
+    name: 'wikitext-2-raw',
+    title: 'WikiText-2 raw',
+    folders: ['wikitext-2-raw', 'wikitext-2-raw-v1'],
+    classicSuffix: 'raw',
+    hfConfig: 'wikitext-2-raw-v1',
+    lines: W2_LINES,
+  },
+  'wikitext-103': {
+    name: 'wikitext-103',
+    title: 'WikiText-103 (v1, tokenized, with <unk>)',
+    folders: ['wikitext-103', 'wikitext-103-v1'],
+    classicSuffix: 'tokens',
+    hfConfig: 'wikitext-103-v1',
+    lines: W103_LINES,
+  },
+  'wikitext-103-raw': {
+    name: 'wikitext-103-raw',
+    title: 'WikiText-103 raw',
+    folders: ['wikitext-103-raw', 'wikitext-103-raw-v1'],
+    classicSuffix: 'raw',
+    hfConfig: 'wikitext-103-raw-v1',
+    lines: W103_LINES,
+  },
+};
+
+export function isWikiTextName(s: string): s is WikiTextName {
+  return Object.hasOwn(WIKITEXT, s);
+}
+
+/** HF names the validation split "validation". */
+export function hfSplitName(split: Split): string {
+  return split === 'valid' ? 'validation' : split;
+}
+
+export const HF_BASE_URL = 'https://huggingface.co/datasets/Salesforce/wikitext/resolve/main';
+
+export interface RemoteFile {
+  /** Path relative to HF_BASE_URL and to the local cache folder, e.g. "wikitext-2-v1/train-00000-of-00001.parquet". */
+  path: string;
+  /**
+   * Pinned SHA-256 (hex) of the file. `null` means this version of the program does not know
+   * the hash (it was written without network access, and hashes are never guessed): such a file
+   * is only downloaded with allowUnpinned / --allow-unpinned, and its computed hash is printed
+   * so it can be pinned here.
+   */
+  sha256: string | null;
+}
+
+// Pins are null because the hashes were not available when this was written (no network) and
+// are never guessed: see RemoteFile.sha256. Once known, write them here.
+/** The official parquet files of Salesforce/wikitext on the Hub (URL = `${HF_BASE_URL}/${path}`). */
+export const HF_PARQUET_FILES: Record<WikiTextName, Record<Split, RemoteFile[]>> = {
+  'wikitext-2': {
+    train: [
+      { path: 'wikitext-2-v1/train-00000-of-00001.parquet', sha256: null },
+    ],
+    valid: [{ path: 'wikitext-2-v1/validation-00000-of-00001.parquet', sha256: null }],
+    test: [{ path: 'wikitext-2-v1/test-00000-of-00001.parquet', sha256: null }],
+  },
+  'wikitext-2-raw': {
+    train: [
+      { path: 'wikitext-2-raw-v1/train-00000-of-00001.parquet', sha256: null },
+    ],
+    valid: [{ path: 'wikitext-2-raw-v1/validation-00000-of-00001.parquet', sha256: null }],
+    test: [{ path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet', sha256: null }],
+  },
+  'wikitext-103': {
+    train: [
+      { path: 'wikitext-103-v1/train-00000-of-00002.parquet', sha256: null },
+      { path: 'wikitext-103-v1/train-00001-of-00002.parquet', sha256: null },
+    ],
+    valid: [{ path: 'wikitext-103-v1/validation-00000-of-00001.parquet', sha256: null }],
+    test: [{ path: 'wikitext-103-v1/test-00000-of-00001.parquet', sha256: null }],
+  },
+  'wikitext-103-raw': {
+    train: [
+      { path: 'wikitext-103-raw-v1/train-00000-of-00002.parquet', sha256: null },
+      { path: 'wikitext-103-raw-v1/train-00001-of-00002.parquet', sha256: null },
+    ],
+    valid: [{ path: 'wikitext-103-raw-v1/validation-00000-of-00001.parquet', sha256: null }],
+    test: [{ path: 'wikitext-103-raw-v1/test-00000-of-00001.parquet', sha256: null }],
+  },
+};

@@ -1,0 +1,196 @@
+// Downloads against a local server on 127.0.0.1 with files made here — never the internet.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { HF_BASE_URL, HF_PARQUET_FILES, SPLITS, type RemoteFile, type Split } from '../../src/data/datasets.ts';
+import { ChecksumError, DownloadError, downloadFile } from '../../src/data/download.ts';
+import { readSplitText, resolveCorpus } from '../../src/data/wikitext.ts';
+import { makeTmp } from './helpers/env.ts';
+import { startFileServer, type TestServer } from './helpers/http.ts';
+import { writeStringParquet } from './helpers/parquet-writer.ts';
+
+const tmp = makeTmp();
+afterAll(tmp.cleanup);
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const payload = randomBytes(200_000);
+let n = 0;
+const fresh = () => join(tmp.dir, `case${n++}`, 'file.bin');
+const quiet = { progress: false, log: () => {} };
+
+describe('downloadFile', () => {
+  it('downloads, verifies and places the file; no .part is left', async () => {
+    server = await startFileServer({ 'f.bin': payload });
+    const dest = fresh();
+    const r = await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), ...quiet });
+    expect(r).toMatchObject({ path: dest, sha256: sha(payload), resumedFrom: 0, alreadyPresent: false });
+    expect(readFileSync(dest).equals(payload)).toBe(true);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+    // Present and matching: nothing is fetched again.
+    const again = await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), ...quiet });
+    expect(again.alreadyPresent).toBe(true);
+    expect(server.requests.length).toBe(1);
+  });
+
+  it('resumes an interrupted download with an HTTP Range request', async () => {
+    server = await startFileServer({ 'f.bin': payload }, { cutFirstAfter: 70_000 });
+    const dest = fresh();
+    const opts = { url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), ...quiet };
+    const err = await downloadFile(opts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DownloadError);
+    expect((err as Error).message).toMatch(/run again to resume/);
+    // Atomic placement: the destination does not exist while the download is incomplete.
+    expect(existsSync(dest)).toBe(false);
+    const partial = statSync(`${dest}.part`).size;
+    expect(partial).toBe(70_000);
+    const r = await downloadFile(opts);
+    expect(r.resumedFrom).toBe(partial);
+    expect(server.requests.at(-1)).toMatchObject({ range: `bytes=${partial}-`, status: 206 });
+    expect(readFileSync(dest).equals(payload)).toBe(true);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('treats a complete .part (416 on resume) as done, after verifying it', async () => {
+    server = await startFileServer({ 'f.bin': payload });
+    const dest = fresh();
+    mkdirSync(join(dest, '..'), { recursive: true });
+    writeFileSync(`${dest}.part`, payload);
+    const r = await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), ...quiet });
+    expect(server.requests[0]).toMatchObject({ status: 416 });
+    expect(r.resumedFrom).toBe(payload.length);
+    expect(readFileSync(dest).equals(payload)).toBe(true);
+  });
+
+  it('starts over when the server ignores the Range header', async () => {
+    server = await startFileServer({ 'f.bin': payload }, { ignoreRange: true });
+    const dest = fresh();
+    mkdirSync(join(dest, '..'), { recursive: true });
+    writeFileSync(`${dest}.part`, payload.subarray(0, 1234));
+    await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), ...quiet });
+    expect(server.requests[0]).toMatchObject({ range: 'bytes=1234-', status: 200 });
+    expect(readFileSync(dest).equals(payload)).toBe(true);
+  });
+
+  it('rejects a checksum mismatch and installs nothing', async () => {
+    server = await startFileServer({ 'f.bin': payload });
+    const dest = fresh();
+    const wrong = sha(Buffer.from('something else'));
+    const err = await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: wrong, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChecksumError);
+    expect((err as Error).message).toContain(`expected SHA-256 ${wrong}, got ${sha(payload)}`);
+    expect(existsSync(dest)).toBe(false);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('rejects an existing destination that does not match its pin', async () => {
+    const dest = fresh();
+    mkdirSync(join(dest, '..'), { recursive: true });
+    writeFileSync(dest, 'tampered');
+    const err = await downloadFile({ url: 'http://127.0.0.1:9/never', dest, sha256: sha(payload), ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChecksumError);
+    expect((err as Error).message).toMatch(/exists but its SHA-256 is .* Delete it/);
+  });
+
+  it('refuses unpinned files unless allowed, and then reports the hash', async () => {
+    server = await startFileServer({ 'f.bin': payload });
+    const dest = fresh();
+    const url = `${server.baseUrl}/f.bin`;
+    await expect(downloadFile({ url, dest, sha256: null, ...quiet })).rejects.toThrow(/Refusing to download .*--allow-unpinned/);
+    expect(server.requests.length).toBe(0);
+    const lines: string[] = [];
+    const r = await downloadFile({ url, dest, sha256: null, allowUnpinned: true, progress: false, log: (l) => lines.push(l) });
+    expect(r.sha256).toBe(sha(payload));
+    expect(lines.join('\n')).toContain(sha(payload));
+  });
+
+  it('reports HTTP errors', async () => {
+    server = await startFileServer({});
+    await expect(downloadFile({ url: `${server.baseUrl}/missing.bin`, dest: fresh(), sha256: sha(payload), ...quiet })).rejects.toThrow(
+      /HTTP 404/,
+    );
+  });
+});
+
+describe('HF parquet table', () => {
+  it('lists the official Salesforce/wikitext files, unpinned (null) rather than guessed', () => {
+    expect(HF_BASE_URL).toBe('https://huggingface.co/datasets/Salesforce/wikitext/resolve/main');
+    expect(HF_PARQUET_FILES['wikitext-2-raw'].train[0]!.path).toBe('wikitext-2-raw-v1/train-00000-of-00001.parquet');
+    expect(HF_PARQUET_FILES['wikitext-2'].valid[0]!.path).toBe('wikitext-2-v1/validation-00000-of-00001.parquet');
+    expect(HF_PARQUET_FILES['wikitext-103'].train.map((f) => f.path)).toEqual([
+      'wikitext-103-v1/train-00000-of-00002.parquet',
+      'wikitext-103-v1/train-00001-of-00002.parquet',
+    ]);
+    for (const splits of Object.values(HF_PARQUET_FILES))
+      for (const files of Object.values(splits)) for (const f of files) expect(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256)).toBe(true);
+  });
+});
+
+describe('resolveCorpus download path', () => {
+  const lines: Record<Split, string[]> = {
+    train: ['', ' = A = \n', '', ' alpha beta . \n', ''],
+    valid: ['', ' = B = \n', '', ' gamma . \n'],
+    test: ['', ' = C = \n', '', ' delta @-@ epsilon . \n'],
+  };
+  const files: Record<string, Uint8Array> = {};
+  const remote = {} as Record<Split, RemoteFile[]>;
+  for (const split of SPLITS) {
+    const path = HF_PARQUET_FILES['wikitext-2'][split][0]!.path;
+    files[path] = writeStringParquet(lines[split]);
+    remote[split] = [{ path, sha256: sha(files[path]!) }];
+  }
+
+  it('downloads the parquet files into the cache and reads them; the next run finds them there', async () => {
+    server = await startFileServer(files);
+    const cacheDir = join(tmp.dir, 'usercache');
+    const opts = {
+      dataset: 'wikitext-2' as const,
+      env: {},
+      cacheDir,
+      allowDownload: true,
+      downloadBaseUrl: server.baseUrl,
+      remoteFiles: remote,
+      ...quiet,
+    };
+    const corpus = await resolveCorpus(opts);
+    expect(corpus.origin).toBe('download');
+    expect(corpus.dir).toBe(join(cacheDir, 'wikitext', 'wikitext-2-v1'));
+    expect(await readSplitText(corpus, 'test', { verify: false })).toBe(' \n = C = \n \n delta @-@ epsilon . \n');
+    expect(server.requests.map((r) => r.path).sort()).toEqual(Object.keys(files).sort());
+    const again = await resolveCorpus(opts);
+    expect(again.origin).toBe('cache');
+    expect(server.requests.length).toBe(3);
+  });
+
+  it('a failed download of an explicitly requested corpus is an error that says why', async () => {
+    server = await startFileServer(files);
+    const bad = { ...remote, valid: [{ path: remote.valid[0]!.path, sha256: 'f'.repeat(64) }] };
+    const err = await resolveCorpus({
+      dataset: 'wikitext-2',
+      env: {},
+      cacheDir: join(tmp.dir, 'usercache2'),
+      allowDownload: true,
+      downloadBaseUrl: server.baseUrl,
+      remoteFiles: bad,
+      ...quiet,
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/was requested but not found[\s\S]*Download failed: Checksum mismatch/);
+  });
+
+  it('without allowUnpinned the real (unpinned) table refuses before touching the network', async () => {
+    const err = await resolveCorpus({
+      dataset: 'wikitext-2',
+      env: {},
+      cacheDir: join(tmp.dir, 'usercache3'),
+      allowDownload: true,
+      downloadBaseUrl: 'http://127.0.0.1:9',
+      ...quiet,
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/Download failed: Refusing to download http:\/\/127\.0\.0\.1:9\/wikitext-2-v1\/train-00000-of-00001\.parquet/);
+  });
+});
