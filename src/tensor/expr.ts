@@ -130,7 +130,7 @@ fn fpow(a: f32, b: f32) -> f32 {
 
 /** A compiled expression: WGSL declarations + a function computing element `flat` of the expression's shape. */
 export interface CompiledExpr {
-  /** Storage buffers read, in binding order (binding = firstBinding + i). */
+  /** Storage buffers read, in binding order (binding = firstBinding + i); `aliasOut` is not among them. */
   storages: Storage[];
   /** WGSL: buffer declarations, helper functions and `fn expr(flat: u32) -> f32`. */
   code: string;
@@ -143,7 +143,7 @@ export interface CompiledExpr {
  * constants live in the params block (read through `P(i)`, starting at word `paramBase`), so one
  * pipeline serves every shape of the same rank and structure.
  */
-export function compileExpr(e: Expr, shape: readonly number[], paramBase: number, firstBinding: number): CompiledExpr {
+export function compileExpr(e: Expr, shape: readonly number[], paramBase: number, firstBinding: number, aliasOut?: Storage): CompiledExpr {
   const rank = shape.length;
   const storages: Storage[] = [];
   const words: number[] = [];
@@ -172,8 +172,11 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     let v: string;
     switch (n.k) {
       case 'leaf': {
-        let b = storages.indexOf(n.storage);
-        if (b < 0) b = storages.push(n.storage) - 1;
+        // In-place updates read the destination through the kernel's own `out` binding:
+        // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
+        const aliased = n.storage === aliasOut;
+        let b = aliased ? -1 : storages.indexOf(n.storage);
+        if (!aliased && b < 0) b = storages.push(n.storage) - 1;
         const base = `P(${word(n.offset)}u)`;
         let idx: string;
         if (contiguous(n.strides)) idx = `${base} + flat`;
@@ -182,7 +185,7 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
           const terms = n.strides.map((s, i) => (s === 0 || shape[i] === 1 ? '' : ` + c${i} * P(${word(s)}u)`)).join('');
           idx = `${base}${terms}`;
         }
-        const load = `in${b}[${idx}]`;
+        const load = aliased ? `out[${idx}]` : `in${b}[${idx}]`;
         v = n.storage.dtype === 'f32' ? load : `f32(${load})`;
         break;
       }

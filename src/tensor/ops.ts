@@ -301,6 +301,40 @@ export function concat(parts: readonly Tensor[], axis: number): Tensor {
   return Tensor.owning(out, shape);
 }
 
+/**
+ * In-place update: writes `value` (broadcast to dst's shape) into dst's own buffer, through its
+ * view. `value` may read dst itself (p ← p − lr·g): each element is read before it is written,
+ * by the same invocation. This is how optimizers update parameters without new buffers.
+ */
+export function assign(dst: Tensor, value: Tensor): void {
+  if (dst.isLazy) throw new Error('assign: the destination must be a realised tensor (a parameter or a buffer), not a lazy expression');
+  const v = fusable(value);
+  const e = broadcastExpr(v, dst.shape);
+  const { storage, offset, strides } = dst.layout();
+  if (!dstElementsDistinct(dst.shape, strides)) throw new Error(`assign: the destination view of shape ${fmt(dst.shape)} has overlapping elements (an expanded view); write into a real buffer`);
+  if (readsOtherElementsOf(e, storage, offset, strides)) {
+    // The value reads dst at other positions (e.g. dst ← transpose(dst)): go through a copy.
+    const tmp = Tensor.lazy(e, dst.shape, dst.dtype).realize();
+    realizeExpr(tmp.expr(), dst.shape, { storage, offset, strides });
+    tmp.dispose();
+    return;
+  }
+  realizeExpr(e, dst.shape, { storage, offset, strides });
+}
+
+function dstElementsDistinct(shape: readonly number[], strides: readonly number[]): boolean {
+  return shape.every((d, i) => d === 1 || strides[i] !== 0);
+}
+
+/** True when some leaf reads `storage` with a layout different from the destination's. */
+function readsOtherElementsOf(e: Expr, storage: Storage, offset: number, strides: readonly number[]): boolean {
+  if (e.k === 'leaf') return e.storage === storage && (e.offset !== offset || e.strides.some((s, i) => s !== strides[i]));
+  if (e.k === 'un') return readsOtherElementsOf(e.a, storage, offset, strides);
+  if (e.k === 'bin') return readsOtherElementsOf(e.a, storage, offset, strides) || readsOtherElementsOf(e.b, storage, offset, strides);
+  if (e.k === 'where') return [e.c, e.a, e.b].some((x) => readsOtherElementsOf(x, storage, offset, strides));
+  return false;
+}
+
 /** Writes `value` into a zero tensor of `shape` at the slice starting at `starts` (slice's adjoint). */
 export function padInto(value: Tensor, shape: readonly number[], starts: readonly number[]): Tensor {
   const out = full(shape, 0);

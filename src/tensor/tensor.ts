@@ -178,14 +178,25 @@ export class Tensor {
     this.gradFn = null;
   }
 
-  /** Reads the values back (the only way data leaves the GPU). */
-  async toArray(): Promise<Float32Array | Int32Array> {
+  /** Reads the values back as f32 (the only way data leaves the GPU; i32 values convert exactly below 2^24). */
+  async toArray(): Promise<Float32Array> {
+    const raw = await this.readRaw();
+    return this.dtype === 'f32' ? new Float32Array(raw) : Float32Array.from(new Int32Array(raw));
+  }
+
+  /** Reads an i32 tensor back. */
+  async toInt32Array(): Promise<Int32Array> {
+    if (this.dtype !== 'i32') throw new Error(`toInt32Array(): tensor is ${this.dtype}; use toArray()`);
+    return new Int32Array(await this.readRaw());
+  }
+
+  private async readRaw(): Promise<ArrayBuffer> {
     this.check('read');
     const src = this.isContiguous() ? this : this.contiguousCopy();
     const { storage, offset } = src.layout();
     const bytes = await runtime.readBuffer(storage.buffer, offset * BYTES[this.dtype], this.size * BYTES[this.dtype]);
     if (src !== this) src.dispose();
-    return this.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
+    return bytes;
   }
 
   /** Reads a one-element tensor as a number. */

@@ -159,3 +159,25 @@ describe('creation and random numbers', () => {
     expect(pos).toBeLessThan(600);
   });
 });
+
+describe('in-place assign', () => {
+  it('p ← p − lr·g reads and writes the same buffer correctly', async () => {
+    const p = E.tensor([1, 2, 3, 4]);
+    const g = E.tensor([0.5, 0.5, 1, 1]);
+    E.assign(p, E.sub(p, E.mul(g, 0.1)));
+    expectClose(await p.toArray(), [0.95, 1.95, 2.9, 3.9], 1e-6, 1e-7, 'sgd step');
+  });
+  it('writes through a strided view and handles reads of other elements (transpose)', async () => {
+    const a = E.tensor([1, 2, 3, 4], [2, 2]);
+    E.assign(a, E.transpose(a));
+    expect(Array.from(await a.toArray())).toEqual([1, 3, 2, 4]);
+    const b = E.zeros([2, 3]);
+    E.assign(E.slice(b, [null, [1, 2]]), E.tensor([7, 8], [2, 1]));
+    expect(Array.from(await b.toArray())).toEqual([0, 7, 0, 0, 8, 0]);
+  });
+  it('refuses to write into a tensor that requires grad while recording', () => {
+    const w = E.tensor([1]).requiresGrad_();
+    expect(() => E.assign(w, 0)).toThrow(/noGrad/);
+    E.noGrad(() => E.assign(w, 0));
+  });
+});

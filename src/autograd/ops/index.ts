@@ -6,3 +6,4 @@ export * from './gather.ts';
 export * from './concat.ts';
 export * from './softmax.ts';
 export * from './creation.ts';
+export * from './inplace.ts';

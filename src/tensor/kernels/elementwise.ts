@@ -15,7 +15,7 @@ export interface Destination {
 export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination): void {
   const n = numel(shape);
   if (n === 0) return;
-  const compiled = compileExpr(e, shape, 2, 2);
+  const compiled = compileExpr(e, shape, 2, 2, dst.storage);
   const words = [n, dst.offset, ...compiled.words];
   const contiguous = contiguousStrides(shape).every((s, i) => shape[i] === 1 || s === dst.strides[i]);
   let outIndex = '  let o = P(1u) + flat;';
