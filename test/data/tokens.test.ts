@@ -1,0 +1,113 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TOKEN_CACHE_VERSION, TokenCacheError } from '../../src/data/cache.ts';
+import { BatchLoader, evalBatches } from '../../src/data/loader.ts';
+import { loadGpt2Tokenizer } from '../../src/data/tokenizer.ts';
+import { detokenizeWikitext, tokenizeSplit } from '../../src/data/tokens.ts';
+import { readSplitText, resolveCorpus } from '../../src/data/wikitext.ts';
+import { hasShared, makeTmp, sharedDataDir } from './helpers/env.ts';
+
+const tmp = makeTmp();
+afterAll(tmp.cleanup);
+const tok = loadGpt2Tokenizer();
+/** Byte comparison: toEqual walks typed arrays element by element (seconds for 2.4 M ids). */
+const sameIds = (a: Uint16Array, b: Uint16Array) =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+describe('detokenizeWikitext', () => {
+  it('undoes @-@, @,@ and @.@ and leaves <unk> alone', () => {
+    expect(detokenizeWikitext('state @-@ of @-@ the @-@ art')).toBe('state-of-the-art');
+    expect(detokenizeWikitext('1 @,@ 000 @.@ 5 km')).toBe('1,000.5 km');
+    expect(detokenizeWikitext('a <unk> b')).toBe('a <unk> b');
+  });
+});
+
+describe('tokenizeSplit and the token cache', () => {
+  const root = join(tmp.dir, 'corpus');
+  mkdirSync(join(root, 'wikitext-2'), { recursive: true });
+  const valid = ' \n = Robert Boulter = \n \n Robert Boulter is an English film , television and theatre actor . \n 1 @,@ 000 @.@ 5 \n';
+  writeFileSync(join(root, 'wikitext-2', 'valid.txt'), valid);
+  const cacheDir = join(tmp.dir, 'tokens');
+  const opts = { cacheDir, verify: false, progress: false };
+  const corpus = () => resolveCorpus({ dataset: 'wikitext-2', dataDir: root, env: {}, splits: ['valid'] });
+
+  it('tokenizes once, then loads the identical ids from the cache', async () => {
+    const c = await corpus();
+    const first = await tokenizeSplit(c, 'valid', opts);
+    expect(first.fromCache).toBe(false);
+    expect(Array.from(first.tokens)).toEqual(tok.encode(valid));
+    const second = await tokenizeSplit(c, 'valid', opts);
+    expect(second.fromCache).toBe(true);
+    expect(second.cachePath).toBe(first.cachePath);
+    expect(sameIds(second.tokens, first.tokens)).toBe(true);
+    // Detokenizing changes the text, hence the key and the file.
+    const detok = await tokenizeSplit(c, 'valid', { ...opts, detokenize: true });
+    expect(detok.cachePath).not.toBe(first.cachePath);
+    expect(tok.decode(detok.tokens)).toContain('1,000.5');
+  });
+
+  it('a changed source text misses the old cache entry', async () => {
+    const c = await corpus();
+    const before = await tokenizeSplit(c, 'valid', opts);
+    writeFileSync(join(root, 'wikitext-2', 'valid.txt'), valid.replace('actor', 'actress'));
+    const after = await tokenizeSplit(c, 'valid', opts);
+    expect(after.fromCache).toBe(false);
+    expect(after.cachePath).not.toBe(before.cachePath);
+    writeFileSync(join(root, 'wikitext-2', 'valid.txt'), valid);
+  });
+
+  it('a cache written by an older version is an error (with the fix), and rebuildCache replaces it', async () => {
+    const c = await corpus();
+    const { cachePath, tokens } = await tokenizeSplit(c, 'valid', opts);
+    const bytes = readFileSync(cachePath!);
+    bytes.writeUInt32LE(TOKEN_CACHE_VERSION - 1, 8);
+    writeFileSync(cachePath!, bytes);
+    const err = await tokenizeSplit(c, 'valid', opts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenCacheError);
+    expect((err as Error).message).toMatch(/older version of this program.*rebuildCache: true \/ --rebuild-cache/);
+    const rebuilt = await tokenizeSplit(c, 'valid', { ...opts, rebuildCache: true });
+    expect(rebuilt.tokens).toEqual(tokens);
+    expect((await tokenizeSplit(c, 'valid', opts)).fromCache).toBe(true);
+  });
+
+  it('cacheDir: false never touches the disk cache', async () => {
+    const r = await tokenizeSplit(await corpus(), 'valid', { ...opts, cacheDir: false });
+    expect([r.fromCache, r.cachePath]).toEqual([false, null]);
+  });
+});
+
+describe.skipIf(!hasShared('wikitext-2/valid.txt'))('WikiText-2 valid end to end', () => {
+  it('tokenizes, caches, decodes back and feeds the loaders', async () => {
+    const c = await resolveCorpus({ dataset: 'wikitext-2', dataDir: sharedDataDir, env: {}, splits: ['valid'] });
+    const opts = { cacheDir: join(tmp.dir, 'w2-tokens'), progress: false };
+    const first = await tokenizeSplit(c, 'valid', opts);
+    expect(first.tokens.length).toBe(258_659);
+    expect(tok.decode(first.tokens)).toBe(await readSplitText(c, 'valid'));
+    const second = await tokenizeSplit(c, 'valid', opts);
+    expect(second.fromCache).toBe(true);
+    expect(second.seconds).toBeLessThan(1);
+    expect(sameIds(second.tokens, first.tokens)).toBe(true);
+
+    const loader = new BatchLoader(second.tokens, { batchSize: 8, blockSize: 64, seed: 1 });
+    expect(loader.batchesPerEpoch).toBe(Math.floor(Math.floor((258_659 - 1) / 64) / 8));
+    let scored = 0;
+    for (const b of evalBatches(second.tokens, { batchSize: 8, blockSize: 1024 })) scored += b.scored;
+    expect(scored).toBe(258_658);
+  });
+});
+
+// The one full-size tokenization in the suite (~11 s here): WikiText-2 train, then its cache.
+describe.skipIf(!hasShared('wikitext-2/train.txt'))('WikiText-2 train tokenization', () => {
+  it('gives ~2.45 M GPT-2 tokens and reloads from the cache in well under a second', async () => {
+    const c = await resolveCorpus({ dataset: 'wikitext-2', dataDir: sharedDataDir, env: {}, splits: ['train'] });
+    const opts = { cacheDir: join(tmp.dir, 'w2-train-tokens'), progress: false };
+    const first = await tokenizeSplit(c, 'train', opts);
+    expect(first.tokens.length).toBe(2_448_382);
+    const second = await tokenizeSplit(c, 'train', opts);
+    expect(second.fromCache).toBe(true);
+    expect(sameIds(second.tokens, first.tokens)).toBe(true);
+    expect(second.seconds).toBeLessThan(1);
+    console.log(`WikiText-2 train: ${first.tokens.length} tokens, tokenized in ${first.seconds.toFixed(1)} s, cache load ${(second.seconds * 1000).toFixed(0)} ms`);
+  });
+});
