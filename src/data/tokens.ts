@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readTokenCache, tokenCacheKey, tokenCachePath, userCacheDir, writeTokenCache } from './cache.ts';
 import type { Split } from './datasets.ts';
 import { createProgress } from './progress.ts';
-import { encodeLarge, loadGpt2Tokenizer, type TextTokenizer } from './tokenizer.ts';
+import { encodeLarge, gpt2TokenizerFingerprint, loadGpt2Tokenizer, type TextTokenizer } from './tokenizer.ts';
 import { readSplitText, type Corpus } from './wikitext.ts';
 
 /**
@@ -49,7 +49,8 @@ export async function tokenizeSplit(corpus: Corpus, split: Split, opts: Tokenize
   let text = await readSplitText(corpus, split, { verify: opts.verify });
   if (opts.detokenize) text = detokenizeWikitext(text);
   const sourceSha256 = createHash('sha256').update(text, 'utf8').digest('hex');
-  const tokenizer = opts.tokenizer ?? loadGpt2Tokenizer();
+  // Only the fingerprint is needed for a cache hit; the tokenizer itself is built on a miss.
+  const fingerprint = opts.tokenizer?.fingerprint ?? gpt2TokenizerFingerprint();
   const done = (tokens: Uint16Array, fromCache: boolean, cachePath: string | null): TokenizedSplit => ({
     tokens,
     dataset: corpus.dataset,
@@ -64,7 +65,7 @@ export async function tokenizeSplit(corpus: Corpus, split: Split, opts: Tokenize
   let key = '';
   if (opts.cacheDir !== false) {
     const dir = opts.cacheDir ?? join(userCacheDir(), 'tokens');
-    key = tokenCacheKey({ sourceSha256, tokenizer: tokenizer.fingerprint, options: { detokenize: Boolean(opts.detokenize) } });
+    key = tokenCacheKey({ sourceSha256, tokenizer: fingerprint, options: { detokenize: Boolean(opts.detokenize) } });
     cachePath = tokenCachePath(dir, `${corpus.dataset}.${split}`, key);
     // A damaged or stale file is an error (TokenCacheError says what to do), never silently reused.
     if (existsSync(cachePath) && !opts.rebuildCache) return done(readTokenCache(cachePath, key), true, cachePath);
@@ -76,6 +77,7 @@ export async function tokenizeSplit(corpus: Corpus, split: Split, opts: Tokenize
     enabled: opts.progress,
     format: (n) => `${(n / 1e6).toFixed(1)}M`,
   });
+  const tokenizer = opts.tokenizer ?? loadGpt2Tokenizer();
   const tokens = encodeLarge(tokenizer, text, (chars, _total, n) => bar.update(chars, `${(n / 1e6).toFixed(2)}M tokens`));
   bar.finish(`${(tokens.length / 1e6).toFixed(2)}M tokens`);
   if (cachePath) writeTokenCache(cachePath, key, tokens);

@@ -105,6 +105,8 @@ export async function resolveCorpus(opts: ResolveOptions = {}): Promise<Corpus> 
   places.push({ origin: 'cache', dir: cacheWikitext, label: `cache ${cacheWikitext}` });
 
   const looked: string[] = [];
+  if (opts.dataDir === undefined) looked.push('--data-dir: not given');
+  if (!env.WIKITEXT_DIR) looked.push('WIKITEXT_DIR: not set');
   for (const place of places) {
     const found = findInPlace(place.dir, info, required, looked, place.label);
     if (found) return { dataset, title: info.title, origin: place.origin, dir: found.dir, splits: found.splits, banner: null };

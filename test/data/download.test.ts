@@ -182,6 +182,12 @@ describe('resolveCorpus download path', () => {
     expect((err as Error).message).toMatch(/was requested but not found[\s\S]*Download failed: Checksum mismatch/);
   });
 
+  it('the default job falls back to the embedded corpus when the download fails, and says why', async () => {
+    const c = await resolveCorpus({ env: {}, cacheDir: join(tmp.dir, 'usercache4'), allowDownload: true, downloadBaseUrl: 'http://127.0.0.1:9', ...quiet });
+    expect(c.dataset).toBe('sotu');
+    expect(c.banner).toMatch(/Download failed: Refusing to download/);
+  });
+
   it('without allowUnpinned the real (unpinned) table refuses before touching the network', async () => {
     const err = await resolveCorpus({
       dataset: 'wikitext-2',
