@@ -112,9 +112,16 @@ export function loadGpt2Tokenizer(): TextTokenizer {
 
   cached = {
     encode: (text) => (text.length === 0 ? [] : tok.encode(text, { add_special_tokens: false }).ids),
-    decode: (ids) =>
+    decode: (ids) => {
       // The library throws on an empty array; an empty id list is just the empty string.
-      ids.length === 0 ? '' : tok.decode(Array.from(ids), { clean_up_tokenization_spaces: false }),
+      if (ids.length === 0) return '';
+      const arr = Array.from(ids);
+      // Out-of-range ids would otherwise decode to garbage instead of failing.
+      for (const id of arr) {
+        if (!Number.isInteger(id) || id < 0 || id >= GPT2_VOCAB_SIZE) throw new RangeError(`decode: ${id} is not a GPT-2 token id`);
+      }
+      return tok.decode(arr, { clean_up_tokenization_spaces: false });
+    },
     eotId: GPT2_EOT_ID,
     vocabSize: GPT2_VOCAB_SIZE,
     fingerprint,

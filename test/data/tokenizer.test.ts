@@ -26,6 +26,8 @@ describe('GPT-2 tokenizer', () => {
     expect(tok.decode([50256])).toBe('<|endoftext|>');
     expect(tok.encode('')).toEqual([]);
     expect(tok.decode([])).toBe('');
+    expect(() => tok.decode([50257])).toThrow(/not a GPT-2 token id/);
+    expect(() => tok.decode([-1])).toThrow(/not a GPT-2 token id/);
   });
 
   const tricky = [
