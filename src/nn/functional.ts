@@ -1,0 +1,72 @@
+// The neural-network functions GPT-2 needs, composed from differentiable engine ops: their
+// derivatives of every order (gradients, HVPs for Sophia-H) come from the pieces.
+import * as ops from '../autograd/ops/index.ts';
+import * as raw from '../tensor/ops.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { fmt } from '../tensor/shape.ts';
+
+const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape } = ops;
+
+/** GELU, tanh approximation (GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function gelu(x: Tensor): Tensor {
+  const inner = mul(Math.sqrt(2 / Math.PI), add(x, mul(0.044715, mul(x, mul(x, x)))));
+  return mul(mul(0.5, x), add(1, tanh(inner)));
+}
+
+/** LayerNorm over the last axis with biased variance, as torch.nn.LayerNorm. */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  const mu = mean(x, -1, true);
+  const xc = sub(x, mu);
+  const variance = mean(mul(xc, xc), -1, true);
+  return add(mul(mul(xc, rsqrt(add(variance, eps))), weight), bias);
+}
+
+/** x·W + b with W stored [in, out] (GPT-2's Conv1D layout); leading dims are flattened into one matmul. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  const [inF, outF] = weight.shape;
+  if (x.shape[x.rank - 1] !== inF) throw new Error(`linear: input ${fmt(x.shape)} does not end in ${inF} (weight ${fmt(weight.shape)})`);
+  const lead = x.shape.slice(0, -1);
+  const y = matmul(reshape(x, [-1, inF]), weight);
+  return reshape(bias ? add(y, bias) : y, [...lead, outF]);
+}
+
+/** A lazy [T, T] mask, 1 where key position ≤ query position (costs no buffer). */
+export function causalMask(T: number): Tensor {
+  return raw.binary('ge', raw.indexAlong([T, T], 0), raw.indexAlong([T, T], 1));
+}
+
+/**
+ * Causal scaled-dot-product attention over q, k, v [B, H, T, D]: softmax(q·kᵀ/√D, masked) · v.
+ * Masked scores are −∞ before the softmax, so no position sees the future.
+ */
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const T = q.shape[2];
+  const D = q.shape[3];
+  const scores = mul(matmul(q, ops.transpose(k)), 1 / Math.sqrt(D));
+  const masked = where(causalMask(T), scores, -Infinity);
+  return matmul(softmax(masked, -1), v);
+}
+
+/**
+ * Mean cross-entropy of logits [..., V] against integer targets [...] (i32). Targets equal to
+ * `ignoreIndex` contribute nothing and are excluded from the mean (torch's ignore_index).
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100): Tensor {
+  const V = logits.shape[logits.rank - 1];
+  if (targets.dtype !== 'i32') throw new Error(`crossEntropy: targets must be i32 token ids, got ${targets.dtype}`);
+  if (targets.shape.join() !== logits.shape.slice(0, -1).join()) {
+    throw new Error(`crossEntropy: targets ${fmt(targets.shape)} must match logits ${fmt(logits.shape)} without the class axis`);
+  }
+  const flat = reshape(logits, [-1, V]);
+  const t = reshape(targets, [-1]);
+  const nll = sub(logsumexp(flat, -1), takeAlongLastAxis(flat, t));
+  const keep = raw.binary('ne', t, raw.scalar(ignoreIndex));
+  return div(sum(where(keep, nll, 0)), raw.binary('max', raw.reduce('sum', keep, undefined, false), raw.scalar(1)));
+}
+
+/** Inverted dropout: zero with probability p, scale survivors by 1/(1−p). */
+export function dropout(x: Tensor, p: number, gen: ops.Generator): Tensor {
+  if (p <= 0) return x;
+  const keep = gen.bernoulli([...x.shape], 1 - p);
+  return mul(x, mul(keep, 1 / (1 - p)));
+}

@@ -1,0 +1,159 @@
+// GPT-2 exactly as the reference architecture (Radford et al. 2019; HF transformers' GPT2Model,
+// nanoGPT's model.py): token + position embeddings, pre-LayerNorm blocks with fused-qkv causal
+// self-attention and a GELU MLP, a final LayerNorm, and an LM head tied to the token embedding.
+import * as ops from '../autograd/ops/index.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { causalAttention, crossEntropy, dropout, gelu, layerNorm, linear } from './functional.ts';
+import { Module } from './module.ts';
+
+export interface GPT2Config {
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  /** Context length (n_positions). */
+  nPositions: number;
+  vocabSize: number;
+  layerNormEpsilon: number;
+  dropout: number;
+}
+
+const BASE = { vocabSize: 50257, layerNormEpsilon: 1e-5, dropout: 0 };
+export const GPT2_PRESETS: Record<string, GPT2Config> = {
+  /** GPT-2 small, 124M parameters. */
+  gpt2: { ...BASE, nLayer: 12, nHead: 12, nEmbd: 768, nPositions: 1024 },
+  /** Trains in minutes on the CPU adapter. */
+  tiny: { ...BASE, nLayer: 4, nHead: 4, nEmbd: 128, nPositions: 128 },
+  small: { ...BASE, nLayer: 6, nHead: 6, nEmbd: 384, nPositions: 256 },
+};
+
+export function gpt2Config(preset: string, overrides: Partial<GPT2Config> = {}): GPT2Config {
+  const base = GPT2_PRESETS[preset];
+  if (!base) throw new Error(`Unknown GPT-2 preset '${preset}'; choose one of: ${Object.keys(GPT2_PRESETS).join(', ')}`);
+  const c = { ...base, ...overrides };
+  if (c.nEmbd % c.nHead !== 0) throw new Error(`GPT-2 config: n_embd ${c.nEmbd} is not divisible by n_head ${c.nHead}`);
+  return c;
+}
+
+class LayerNorm extends Module {
+  constructor(n: number, readonly eps: number) {
+    super();
+    this.param('weight', ops.ones([n]));
+    this.param('bias', ops.zeros([n]));
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.p('weight'), this.p('bias'), this.eps);
+  }
+}
+
+/** GPT-2's Conv1D: weight [in, out], y = x·W + b. */
+class Conv1D extends Module {
+  constructor(inF: number, outF: number, std: number, gen: ops.Generator) {
+    super();
+    this.param('weight', gen.randn([inF, outF], 0, std).realize());
+    this.param('bias', ops.zeros([outF]));
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.p('weight'), this.p('bias'));
+  }
+}
+
+class Attention extends Module {
+  readonly c_attn: Conv1D;
+  readonly c_proj: Conv1D;
+  constructor(private readonly cfg: GPT2Config, gen: ops.Generator) {
+    super();
+    const std = 0.02;
+    this.c_attn = this.child('c_attn', new Conv1D(cfg.nEmbd, 3 * cfg.nEmbd, std, gen));
+    // Residual projections are scaled by 1/√(2·n_layer) (GPT-2 paper, §2.3).
+    this.c_proj = this.child('c_proj', new Conv1D(cfg.nEmbd, cfg.nEmbd, std / Math.sqrt(2 * cfg.nLayer), gen));
+  }
+  forward(x: Tensor): Tensor {
+    const [B, T, C] = x.shape;
+    const H = this.cfg.nHead;
+    const D = C / H;
+    const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    const heads = ops.split(qkv, C, -1).map((t) => ops.permute(ops.reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
+    const y = causalAttention(heads[0], heads[1], heads[2]); // [B, H, T, D]
+    return this.c_proj.forward(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, C]));
+  }
+}
+
+class MLP extends Module {
+  readonly c_fc: Conv1D;
+  readonly c_proj: Conv1D;
+  constructor(cfg: GPT2Config, gen: ops.Generator) {
+    super();
+    this.c_fc = this.child('c_fc', new Conv1D(cfg.nEmbd, 4 * cfg.nEmbd, 0.02, gen));
+    this.c_proj = this.child('c_proj', new Conv1D(4 * cfg.nEmbd, cfg.nEmbd, 0.02 / Math.sqrt(2 * cfg.nLayer), gen));
+  }
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(gelu(this.c_fc.forward(x)));
+  }
+}
+
+class Block extends Module {
+  readonly ln_1: LayerNorm;
+  readonly attn: Attention;
+  readonly ln_2: LayerNorm;
+  readonly mlp: MLP;
+  constructor(private readonly cfg: GPT2Config, private readonly gen: ops.Generator) {
+    super();
+    this.ln_1 = this.child('ln_1', new LayerNorm(cfg.nEmbd, cfg.layerNormEpsilon));
+    this.attn = this.child('attn', new Attention(cfg, gen));
+    this.ln_2 = this.child('ln_2', new LayerNorm(cfg.nEmbd, cfg.layerNormEpsilon));
+    this.mlp = this.child('mlp', new MLP(cfg, gen));
+  }
+  forward(x: Tensor): Tensor {
+    const p = this.training ? this.cfg.dropout : 0;
+    x = ops.add(x, dropout(this.attn.forward(this.ln_1.forward(x)), p, this.gen));
+    return ops.add(x, dropout(this.mlp.forward(this.ln_2.forward(x)), p, this.gen));
+  }
+}
+
+export class GPT2 extends Module {
+  readonly blocks: Block[] = [];
+  readonly ln_f: LayerNorm;
+  /** Dropout masks (when dropout > 0) come from here. */
+  readonly gen: ops.Generator;
+
+  constructor(readonly config: GPT2Config, seed = 0) {
+    super();
+    const gen = (this.gen = new ops.Generator(seed));
+    this.param('wte.weight', gen.randn([config.vocabSize, config.nEmbd], 0, 0.02).realize());
+    this.param('wpe.weight', gen.randn([config.nPositions, config.nEmbd], 0, 0.02).realize());
+    for (let i = 0; i < config.nLayer; i++) this.blocks.push(this.child(`h.${i}`, new Block(config, gen)));
+    this.ln_f = this.child('ln_f', new LayerNorm(config.nEmbd, config.layerNormEpsilon));
+  }
+
+  get wte(): Tensor {
+    return this.p('wte.weight');
+  }
+  get wpe(): Tensor {
+    return this.p('wpe.weight');
+  }
+
+  /** Final hidden states [B, T, C] for token ids [B, T] (i32). */
+  hidden(ids: Tensor): Tensor {
+    const T = ids.shape[1];
+    if (ids.rank !== 2 || ids.dtype !== 'i32') throw new Error(`GPT2: input ids must be an i32 tensor [B, T], got ${ids.dtype} [${ids.shape}]`);
+    if (T > this.config.nPositions) throw new Error(`GPT2: sequence length ${T} exceeds the context length ${this.config.nPositions}`);
+    const tok = ops.indexSelect(this.wte, ids); // [B, T, C]
+    const pos = ops.slice(this.wpe, [[0, T], null]); // [T, C]
+    let x = dropout(ops.add(tok, pos), this.training ? this.config.dropout : 0, this.gen);
+    for (const b of this.blocks) x = b.forward(x);
+    return this.ln_f.forward(x);
+  }
+
+  /** Logits [B, T, V] through the LM head tied to the token embedding. */
+  forward(ids: Tensor): Tensor {
+    const h = this.hidden(ids);
+    const [B, T, C] = h.shape;
+    const logits = ops.matmul(ops.reshape(h, [B * T, C]), ops.transpose(this.wte));
+    return ops.reshape(logits, [B, T, this.config.vocabSize]);
+  }
+
+  /** Mean next-token cross-entropy of `targets` [B, T] (ignore_index −100 supported). */
+  loss(ids: Tensor, targets: Tensor): Tensor {
+    return crossEntropy(this.forward(ids), targets);
+  }
+}

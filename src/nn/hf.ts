@@ -1,0 +1,82 @@
+// Hugging Face GPT-2 model directories: config.json (GPT2Config fields) + model.safetensors with
+// HF's tensor names. Conv1D weights are stored [in, out], exactly as our layers hold them.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ops from '../autograd/ops/index.ts';
+import { GPT2, type GPT2Config } from './gpt2.ts';
+import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } from './safetensors.ts';
+
+/** Buffers old HF checkpoints carry that are not parameters (the causal mask), and the tied head. */
+const IGNORED = [/^h\.\d+\.attn\.(masked_)?bias$/, /^lm_head\.weight$/];
+
+export function configFromHF(json: Record<string, unknown>, file = 'config.json'): GPT2Config {
+  const need = (k: string): number => {
+    const v = json[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${file}: field '${k}' is missing or not a number`);
+    return v;
+  };
+  return {
+    nLayer: need('n_layer'),
+    nHead: need('n_head'),
+    nEmbd: need('n_embd'),
+    nPositions: need('n_positions'),
+    vocabSize: need('vocab_size'),
+    layerNormEpsilon: typeof json.layer_norm_epsilon === 'number' ? json.layer_norm_epsilon : 1e-5,
+    dropout: 0,
+  };
+}
+
+export function configToHF(c: GPT2Config): Record<string, unknown> {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_embd: c.nEmbd,
+    n_positions: c.nPositions,
+    n_ctx: c.nPositions,
+    vocab_size: c.vocabSize,
+    layer_norm_epsilon: c.layerNormEpsilon,
+    activation_function: 'gelu_new',
+    resid_pdrop: c.dropout,
+    embd_pdrop: c.dropout,
+    attn_pdrop: c.dropout,
+    tie_word_embeddings: true,
+  };
+}
+
+/** Loads a GPT-2 from an HF-layout directory; every tensor is checked by name, dtype and shape. */
+export function loadGPT2(dir: string): GPT2 {
+  const cfgPath = join(dir, 'config.json');
+  const stPath = join(dir, 'model.safetensors');
+  for (const p of [cfgPath, stPath]) if (!existsSync(p)) throw new Error(`loadGPT2: ${p} not found (a model directory holds config.json and model.safetensors in Hugging Face's GPT-2 layout)`);
+  const config = configFromHF(JSON.parse(readFileSync(cfgPath, 'utf8')), cfgPath);
+  const { tensors } = readSafetensors(stPath);
+  const model = new GPT2(config);
+  const byName = new Map<string, HostTensor>();
+  for (const [raw, t] of tensors) {
+    const name = raw.startsWith('transformer.') ? raw.slice('transformer.'.length) : raw;
+    if (IGNORED.some((r) => r.test(name))) continue;
+    byName.set(name, t);
+  }
+  const expected = new Map(model.namedParameters());
+  const extra = [...byName.keys()].filter((n) => !expected.has(n));
+  if (extra.length) throw new Error(`loadGPT2: ${stPath} has tensors this GPT-2 config does not: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`);
+  for (const [name, param] of expected) {
+    const t = byName.get(name);
+    if (!t) throw new Error(`loadGPT2: ${stPath} is missing tensor '${name}'`);
+    if (t.dtype !== 'F32') throw new Error(`loadGPT2: tensor '${name}' has dtype ${t.dtype}; expected a float type`);
+    if (t.shape.join() !== param.shape.join()) throw new Error(`loadGPT2: tensor '${name}' has shape [${t.shape}], expected [${param.shape}] for this config`);
+    model.setParameter(name, ops.tensor(t.data as Float32Array, t.shape));
+  }
+  return model;
+}
+
+/** Reads every parameter back and writes an HF-layout directory (atomically, file by file). */
+export async function saveGPT2(model: GPT2, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const out = new Map<string, HostTensor>();
+  for (const [name, p] of model.namedParameters()) out.set(name, { dtype: 'F32', shape: [...p.shape], data: await p.toArray() });
+  writeSafetensors(join(dir, 'model.safetensors'), out, { format: 'pt' });
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(configToHF(model.config), null, 2) + '\n');
+}
