@@ -74,6 +74,13 @@ class Runtime {
     this.ringU32.set(params, offset / 4);
     this.ringUsed += slotBytes;
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ringBuffer!, offset, size: bytes } }];
+    const maxBinding = ctx().limits.maxStorageBufferBindingSize;
+    for (const b of buffers) {
+      const size = b.size ?? b.buffer.size - (b.offset ?? 0);
+      if (size > maxBinding) {
+        throw new Error(`${pipe.label}: a ${(size / 2 ** 20).toFixed(0)} MiB buffer exceeds this adapter's maxStorageBufferBindingSize (${(maxBinding / 2 ** 20).toFixed(0)} MiB); split the work into smaller tensors`);
+      }
+    }
     buffers.forEach((b, i) =>
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } }),
     );

@@ -4,6 +4,7 @@ import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
+import { ctx } from '../gpu/device.ts';
 
 const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape } = ops;
 
@@ -62,6 +63,35 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
   const nll = sub(logsumexp(flat, -1), takeAlongLastAxis(flat, t));
   const keep = raw.binary('ne', t, raw.scalar(ignoreIndex));
   return div(sum(where(keep, nll, 0)), raw.binary('max', raw.reduce('sum', keep, undefined, false), raw.scalar(1)));
+}
+
+/**
+ * The LM head fused with the loss: mean cross-entropy of h·Wᵀ against targets, computed over
+ * row chunks so no logits buffer exceeds `maxChunkBytes` (vocabulary-sized logits of a whole
+ * batch are larger than a storage binding may be on some adapters: 1024 × 50257 × 4 B = 206 MB).
+ * Composed of engine ops, so it has gradients and HVPs like everything else.
+ */
+export function lmHeadCrossEntropy(h: Tensor, wte: Tensor, targets: Tensor, opts: { ignoreIndex?: number; maxChunkBytes?: number } = {}): Tensor {
+  const [N, C] = h.shape;
+  const V = wte.shape[0];
+  if (h.rank !== 2 || wte.shape[1] !== C || targets.shape.join() !== `${N}`) {
+    throw new Error(`lmHeadCrossEntropy: expected h [N, C], wte [V, C], targets [N]; got ${fmt(h.shape)}, ${fmt(wte.shape)}, ${fmt(targets.shape)}`);
+  }
+  const ignore = opts.ignoreIndex ?? -100;
+  const limit = Math.min(opts.maxChunkBytes ?? 64 * 2 ** 20, ctx().limits.maxStorageBufferBindingSize);
+  const rows = Math.max(1, Math.floor(limit / (V * 4)));
+  const wT = ops.transpose(wte);
+  let total: Tensor | null = null;
+  for (let r0 = 0; r0 < N; r0 += rows) {
+    const r1 = Math.min(N, r0 + rows);
+    const logits = matmul(ops.slice(h, [[r0, r1], null]), wT);
+    const t = ops.slice(targets, [[r0, r1]]);
+    const nll = sub(logsumexp(logits, -1), takeAlongLastAxis(logits, t));
+    const part = sum(where(raw.binary('ne', t, raw.scalar(ignore)), nll, 0));
+    total = total ? add(total, part) : part;
+  }
+  const count = raw.binary('max', raw.reduce('sum', raw.binary('ne', targets, raw.scalar(ignore)), undefined, false), raw.scalar(1));
+  return div(total!, count);
 }
 
 /** Inverted dropout: zero with probability p, scale survivors by 1/(1−p). */

@@ -3,7 +3,7 @@
 // self-attention and a GELU MLP, a final LayerNorm, and an LM head tied to the token embedding.
 import * as ops from '../autograd/ops/index.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { causalAttention, crossEntropy, dropout, gelu, layerNorm, linear } from './functional.ts';
+import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy } from './functional.ts';
 import { Module } from './module.ts';
 
 export interface GPT2Config {
@@ -154,6 +154,8 @@ export class GPT2 extends Module {
 
   /** Mean next-token cross-entropy of `targets` [B, T] (ignore_index −100 supported). */
   loss(ids: Tensor, targets: Tensor): Tensor {
-    return crossEntropy(this.forward(ids), targets);
+    const h = this.hidden(ids);
+    const [B, T, C] = h.shape;
+    return lmHeadCrossEntropy(ops.reshape(h, [B * T, C]), this.wte, ops.reshape(targets, [B * T]));
   }
 }

@@ -1,0 +1,131 @@
+// GPT-2's pieces on their own: causal attention, LayerNorm, GELU, cross-entropy, the chunked
+// LM-head loss, Module naming, and safetensors round trips / malformed files.
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../../src/index.ts';
+import * as N from '../../src/nn/index.ts';
+import * as R from '../../src/reference/ndarray.ts';
+import { expectClose, randomArray, toGpu } from '../helpers.ts';
+
+beforeAll(async () => {
+  await E.init();
+});
+
+describe('causal attention', () => {
+  it('no position sees the future: changing token t+1.. leaves outputs ≤ t unchanged', async () => {
+    const [B, H, T, D] = [1, 2, 6, 4];
+    const q = randomArray([B, H, T, D], 1);
+    const k = randomArray([B, H, T, D], 2);
+    const v = randomArray([B, H, T, D], 3);
+    const k2 = new R.NDArray(k.data.slice(), k.shape);
+    const v2 = new R.NDArray(v.data.slice(), v.shape);
+    for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) {
+      k2.data[(h * T + 4) * D + d] += 5; // perturb keys/values of positions 4 and 5
+      v2.data[(h * T + 5) * D + d] -= 3;
+    }
+    const y1 = await N.causalAttention(toGpu(q), toGpu(k), toGpu(v)).toArray();
+    const y2 = await N.causalAttention(toGpu(q), toGpu(k2), toGpu(v2)).toArray();
+    for (let h = 0; h < H; h++)
+      for (let t = 0; t < T; t++)
+        for (let d = 0; d < D; d++) {
+          const i = (h * T + t) * D + d;
+          if (t < 4) expect(y2[i]).toBe(y1[i]);
+          else expect(y2[i]).not.toBe(y1[i]);
+        }
+  });
+  it('matches softmax(q·kᵀ/√D + mask)·v in float64', async () => {
+    const [T, D] = [5, 3];
+    const q = randomArray([1, 1, T, D], 4);
+    const k = randomArray([1, 1, T, D], 5);
+    const v = randomArray([1, 1, T, D], 6);
+    const s = R.mul(R.matmul(q, R.transpose(k)), 1 / Math.sqrt(D));
+    const mask = R.NDArray.from(Array.from({ length: T * T }, (_, i) => (Math.floor(i / T) >= i % T ? 1 : 0)), [T, T]);
+    const expected = R.matmul(R.softmax(R.where(mask, s, -Infinity)), v);
+    expectClose(await N.causalAttention(toGpu(q), toGpu(k), toGpu(v)).toArray(), expected.data, 1e-5, 1e-6, 'attention');
+  });
+});
+
+describe('LayerNorm, GELU, cross-entropy', () => {
+  it('layerNorm = (x − mean)/√(var + eps)·w + b with biased variance', async () => {
+    const x = randomArray([3, 8], 7, -3, 3);
+    const w = randomArray([8], 8);
+    const b = randomArray([8], 9);
+    const mu = R.mean(x, -1, true);
+    const xc = R.sub(x, mu);
+    const expected = R.add(R.mul(R.div(xc, R.sqrt(R.add(R.mean(R.mul(xc, xc), -1, true), 1e-5))), w), b);
+    expectClose(await N.layerNorm(toGpu(x), toGpu(w), toGpu(b)).toArray(), expected.data, 1e-5, 1e-5, 'layerNorm');
+  });
+  it('gelu (tanh approximation) at known points', async () => {
+    const y = await N.gelu(E.tensor([-3, -1, 0, 0.5, 2])).toArray();
+    // torch.nn.functional.gelu(x, approximate='tanh')
+    expectClose(y, [-0.0036373920, -0.1588080, 0, 0.3457140, 1.9545977], 1e-5, 1e-7, 'gelu');
+  });
+  it('crossEntropy ignores ignore_index targets and averages over the rest', async () => {
+    const logits = randomArray([4, 5], 10, -2, 2);
+    const targets = [1, -100, 4, 0];
+    const lsm = R.logSoftmax(logits);
+    const expected = -(lsm.data[0 * 5 + 1] + lsm.data[2 * 5 + 4] + lsm.data[3 * 5 + 0]) / 3;
+    const got = await N.crossEntropy(toGpu(logits), E.tensor(new Int32Array(targets))).item();
+    expect(Math.abs(got - expected)).toBeLessThan(1e-5);
+  });
+  it('the chunked LM-head loss equals the plain one, gradients included', async () => {
+    const h = toGpu(randomArray([7, 6], 11));
+    const w = toGpu(randomArray([13, 6], 12));
+    const t = E.tensor(new Int32Array([3, 0, 12, -100, 5, 5, 1]));
+    const plain = (hh: E.Tensor, ww: E.Tensor) => N.crossEntropy(E.matmul(hh, E.transpose(ww)), t);
+    const chunked = (hh: E.Tensor, ww: E.Tensor) => N.lmHeadCrossEntropy(hh, ww, t, { maxChunkBytes: 3 * 13 * 4 }); // 3 rows a chunk
+    const a = E.valueAndGrad(plain)(h, w);
+    const b = E.valueAndGrad(chunked)(h, w);
+    expectClose([await b.value.item()], [await a.value.item()], 1e-6, 1e-7, 'loss');
+    for (let i = 0; i < 2; i++) expectClose(await b.grads[i].toArray(), await a.grads[i].toArray(), 1e-5, 1e-7, `grad ${i}`);
+  });
+});
+
+describe('Module and weights', () => {
+  it('GPT-2 parameters carry Hugging Face names in a stable order, with the right count', () => {
+    const m = new N.GPT2(N.gpt2Config('tiny', { vocabSize: 100, nPositions: 16 }), 0);
+    const names = m.namedParameters().map(([n]) => n);
+    expect(names.slice(0, 4)).toEqual(['wte.weight', 'wpe.weight', 'h.0.ln_1.weight', 'h.0.ln_1.bias']);
+    expect(names).toContain('h.3.mlp.c_proj.bias');
+    expect(names.at(-1)).toBe('ln_f.bias');
+    const C = 128;
+    expect(m.numParameters()).toBe(100 * C + 16 * C + 4 * (12 * C * C + 13 * C) + 2 * C);
+    m.dispose();
+  });
+  it('save → load round-trips every parameter and gives the same logits', async () => {
+    const m = new N.GPT2(N.gpt2Config('tiny', { vocabSize: 50, nPositions: 8, nLayer: 1, nEmbd: 16, nHead: 2 }), 3);
+    const dir = mkdtempSync(join(tmpdir(), 'gpt2-'));
+    await N.saveGPT2(m, dir);
+    const m2 = N.loadGPT2(dir);
+    const ids = E.tensor(new Int32Array([1, 2, 3, 4]), [1, 4], 'i32');
+    expect(Array.from(await m2.forward(ids).toArray())).toEqual(Array.from(await m.forward(ids).toArray()));
+  });
+  it('malformed weights get clear errors naming the tensor', async () => {
+    const m = new N.GPT2(N.gpt2Config('tiny', { vocabSize: 50, nPositions: 8, nLayer: 1, nEmbd: 16, nHead: 2 }), 3);
+    const dir = mkdtempSync(join(tmpdir(), 'gpt2-bad-'));
+    await N.saveGPT2(m, dir);
+    const st = N.readSafetensors(join(dir, 'model.safetensors')).tensors;
+    const write = (t: Map<string, N.HostTensor>) => N.writeSafetensors(join(dir, 'model.safetensors'), t);
+    const missing = new Map(st);
+    missing.delete('h.0.attn.c_proj.bias');
+    write(missing);
+    expect(() => N.loadGPT2(dir)).toThrow(/missing tensor 'h.0.attn.c_proj.bias'/);
+    const wrong = new Map(st);
+    wrong.set('ln_f.weight', { dtype: 'F32', shape: [8], data: new Float32Array(8) });
+    write(wrong);
+    expect(() => N.loadGPT2(dir)).toThrow(/'ln_f.weight' has shape \[8\], expected \[16\]/);
+    const extra = new Map(st);
+    extra.set('h.7.mlp.c_fc.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
+    write(extra);
+    expect(() => N.loadGPT2(dir)).toThrow(/tensors this GPT-2 config does not: h.7.mlp.c_fc.weight/);
+    const prefixed = new Map([...st].map(([k, v]) => ['transformer.' + k, v] as const));
+    write(prefixed);
+    expect(N.loadGPT2(dir).numParameters()).toBe(m.numParameters());
+    writeFileSync(join(dir, 'model.safetensors'), readFileSync(join(dir, 'model.safetensors')).subarray(0, 100));
+    expect(() => N.loadGPT2(dir)).toThrow(/model.safetensors: (bad header length|tensor .* inconsistent)/);
+    writeFileSync(join(dir, 'model.safetensors'), Buffer.from('not a safetensors file at all'));
+    expect(() => N.loadGPT2(dir)).toThrow(/model.safetensors/);
+  });
+});
