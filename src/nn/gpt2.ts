@@ -132,16 +132,25 @@ export class GPT2 extends Module {
     return this.p('wpe.weight');
   }
 
-  /** Final hidden states [B, T, C] for token ids [B, T] (i32). */
-  hidden(ids: Tensor): Tensor {
+  /**
+   * Final hidden states [B, T, C] for token ids [B, T] (i32). `trace`, if given, sees each
+   * block's output (for inspection tools).
+   */
+  hidden(ids: Tensor, trace?: (name: string, x: Tensor) => void): Tensor {
     const T = ids.shape[1];
     if (ids.rank !== 2 || ids.dtype !== 'i32') throw new Error(`GPT2: input ids must be an i32 tensor [B, T], got ${ids.dtype} [${ids.shape}]`);
     if (T > this.config.nPositions) throw new Error(`GPT2: sequence length ${T} exceeds the context length ${this.config.nPositions}`);
     const tok = ops.indexSelect(this.wte, ids); // [B, T, C]
     const pos = ops.slice(this.wpe, [[0, T], null]); // [T, C]
     let x = dropout(ops.add(tok, pos), this.training ? this.config.dropout : 0, this.gen);
-    for (const b of this.blocks) x = b.forward(x);
-    return this.ln_f.forward(x);
+    trace?.('embeddings', x);
+    this.blocks.forEach((b, i) => {
+      x = b.forward(x);
+      trace?.(`h.${i}`, x);
+    });
+    const out = this.ln_f.forward(x);
+    trace?.('ln_f', out);
+    return out;
   }
 
   /** Logits [B, T, V] through the LM head tied to the token embedding. */

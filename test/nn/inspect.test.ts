@@ -1,0 +1,44 @@
+// The inspection command end to end: its output file agrees with the PyTorch fixture.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { readSafetensors } from '../../src/nn/safetensors.ts';
+import { expectClose } from '../helpers.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fx = join(root, 'test/fixtures/gpt2/');
+
+describe('examples/gpt2-inspect.ts', () => {
+  it('writes logits, loss, gradients and HVPs that match PyTorch', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
+    execFileSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out, '--hvp-vector', fx + 'hvp_vector.safetensors'], {
+      cwd: root,
+      stdio: 'pipe',
+    });
+    const got = readSafetensors(out).tensors;
+    const ref = readSafetensors(fx + 'reference.safetensors').tensors;
+    expectClose(got.get('logits')!.data, ref.get('logits')!.data, 1e-5, 1e-5, 'logits');
+    expectClose(got.get('loss')!.data, ref.get('loss')!.data, 1e-5, 0, 'loss');
+    const names = [...ref.keys()].filter((k) => k.startsWith('grad.') || k.startsWith('hvp.'));
+    expect(names.length).toBe(56);
+    for (const n of names) {
+      const scale = Math.max(...Array.from(ref.get(n)!.data, Math.abs));
+      expectClose(got.get(n)!.data, ref.get(n)!.data, 0, 1e-4 * scale, n);
+    }
+  });
+  it('rejects unknown flags and malformed token files with a clear message', () => {
+    const run = (args: string[]) => {
+      try {
+        execFileSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-inspect.ts', ...args], { cwd: root, stdio: 'pipe' });
+        return '';
+      } catch (e) {
+        return String((e as { stderr: Buffer }).stderr);
+      }
+    };
+    expect(run(['--modle', 'x'])).toMatch(/Unknown option '--modle'[\s\S]*usage:/);
+    expect(run(['--model', fx + 'model', '--tokens', fx + 'model/config.json', '--out', '/tmp/x.safetensors'])).toMatch(/expected \{"inputs"/);
+  });
+});
