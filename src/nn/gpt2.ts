@@ -2,6 +2,7 @@
 // nanoGPT's model.py): token + position embeddings, pre-LayerNorm blocks with fused-qkv causal
 // self-attention and a GELU MLP, a final LayerNorm, and an LM head tied to the token embedding.
 import * as ops from '../autograd/ops/index.ts';
+import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy } from './functional.ts';
 import { Module } from './module.ts';
@@ -76,6 +77,34 @@ class Attention extends Module {
     const y = causalAttention(heads[0], heads[1], heads[2]); // [B, H, T, D]
     return this.c_proj.forward(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, C]));
   }
+
+  /**
+   * Incremental attention for generation: x [B, Tn, C] holds the tokens at positions
+   * pos … pos+Tn−1; their keys and values are written into the cache, and each query attends to
+   * every cached position up to its own.
+   */
+  forwardCached(x: Tensor, cache: LayerCache, pos: number): Tensor {
+    const [B, Tn, C] = x.shape;
+    const H = this.cfg.nHead;
+    const D = C / H;
+    const [q, k, v] = ops.split(this.c_attn.forward(x), C, -1).map((t) => ops.permute(ops.reshape(t, [B, Tn, H, D]), [0, 2, 1, 3]));
+    const end = pos + Tn;
+    ops.assign(ops.slice(cache.k, [null, null, [pos, end], null]), k);
+    ops.assign(ops.slice(cache.v, [null, null, [pos, end], null]), v);
+    const keys = ops.slice(cache.k, [null, null, [0, end], null]);
+    const values = ops.slice(cache.v, [null, null, [0, end], null]);
+    const scores = ops.mul(ops.matmul(q, ops.transpose(keys)), 1 / Math.sqrt(D));
+    // Query i sits at position pos + i and may see keys 0 … pos + i.
+    const visible = raw.binary('ge', raw.binary('add', raw.indexAlong([Tn, end], 0), raw.scalar(pos)), raw.indexAlong([Tn, end], 1));
+    const y = ops.matmul(ops.softmax(ops.where(visible, scores, -Infinity), -1), values);
+    return this.c_proj.forward(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, Tn, C]));
+  }
+}
+
+/** Keys and values of one layer for positions seen so far: [B, H, nPositions, D] each. */
+export interface LayerCache {
+  k: Tensor;
+  v: Tensor;
 }
 
 class MLP extends Module {
@@ -107,6 +136,10 @@ class Block extends Module {
     const p = this.training ? this.cfg.dropout : 0;
     x = ops.add(x, dropout(this.attn.forward(this.ln_1.forward(x)), p, this.gen));
     return ops.add(x, dropout(this.mlp.forward(this.ln_2.forward(x)), p, this.gen));
+  }
+  forwardCached(x: Tensor, cache: LayerCache, pos: number): Tensor {
+    x = ops.add(x, this.attn.forwardCached(this.ln_1.forward(x), cache, pos));
+    return ops.add(x, this.mlp.forward(this.ln_2.forward(x)));
   }
 }
 
@@ -159,6 +192,26 @@ export class GPT2 extends Module {
     const [B, T, C] = h.shape;
     const logits = ops.matmul(ops.reshape(h, [B * T, C]), ops.transpose(this.wte));
     return ops.reshape(logits, [B, T, this.config.vocabSize]);
+  }
+
+  /** An empty KV cache for `batch` sequences (one per layer). */
+  newCache(batch: number): LayerCache[] {
+    const { nHead, nEmbd, nPositions } = this.config;
+    const shape = [batch, nHead, nPositions, nEmbd / nHead];
+    return this.blocks.map(() => ({ k: ops.zeros(shape), v: ops.zeros(shape) }));
+  }
+
+  /**
+   * Logits [B, V] of the last of the tokens `ids` [B, Tn], which sit at positions pos … pos+Tn−1,
+   * reusing (and extending) the KV cache. Inference only.
+   */
+  forwardCached(ids: Tensor, cache: LayerCache[], pos: number): Tensor {
+    const [B, Tn] = ids.shape;
+    if (pos + Tn > this.config.nPositions) throw new Error(`GPT2: position ${pos + Tn} exceeds the context length ${this.config.nPositions}`);
+    let x = ops.add(ops.indexSelect(this.wte, ids), ops.slice(this.wpe, [[pos, pos + Tn], null]));
+    this.blocks.forEach((b, i) => (x = b.forwardCached(x, cache[i], pos)));
+    const last = ops.reshape(ops.slice(this.ln_f.forward(x), [null, [Tn - 1, Tn], null]), [B, -1]);
+    return ops.matmul(last, ops.transpose(this.wte));
   }
 
   /** Mean next-token cross-entropy of `targets` [B, T] (ignore_index −100 supported). */
