@@ -24,5 +24,5 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (lid.x < s) { partial[lid.x] = combine(partial[lid.x], partial[lid.x + s]); }
     workgroupBarrier();
   }
-  if (lid.x == 0u && row < rows) { out[row] = partial[0]; }
+  if (lid.x == 0u && row < rows) { out[P(2u) + row] = partial[0]; }
 }

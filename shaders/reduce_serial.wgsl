@@ -14,5 +14,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var j = 0u; j < inner; j++) {
     acc = combine(acc, expr(row * inner + j));
   }
-  out[row] = acc;
+  out[P(2u) + row] = acc;
 }

@@ -1,7 +1,9 @@
 // Deterministic row scatter-add (the embedding gradient): out[rows[u], :] = Σ src[pos, :] over
 // the positions of unique row u, summed in ascending position order, so results are
 // bit-reproducible. The host builds the CSR lists (rowStart, positions) from the index values.
-// P: 0 unique rows, 1 width, 2 src offset
+// An output larger than one binding is written in windows of rows.
+// P: 0 unique rows in total (CSR layout), 1 width, 2 src offset, 3 first unique row of this
+//    window, 4 unique rows in this window, 5 element where the window's binding starts
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
@@ -12,8 +14,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let flat = gid.x + gid.y * nwg.x * 64u;
   let unique = P(0u);
   let width = P(1u);
-  if (flat >= unique * width) { return; }
-  let u = flat / width;
+  if (flat >= P(4u) * width) { return; }
+  let u = flat / width + P(3u);
   let col = flat % width;
   let start = u32(csr[unique + u]);
   let end = u32(csr[unique + u + 1u]);
@@ -22,5 +24,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var p = start; p < end; p++) {
     acc += src[P(2u) + u32(csr[posBase + p]) * width + col];
   }
-  out[u32(csr[u]) * width + col] = acc;
+  out[u32(csr[u]) * width + col - P(5u)] = acc;
 }

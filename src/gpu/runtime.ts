@@ -16,6 +16,16 @@ export interface Binding {
   size?: number;
 }
 
+let limitOverride: number | null = null;
+/** Tests shrink the storage-binding limit to exercise the windowed kernels on small tensors. */
+export function setBindingLimit(bytes: number | null): void {
+  limitOverride = bytes;
+}
+/** The largest storage binding kernels may use (the adapter's maxStorageBufferBindingSize). */
+export function bindingLimit(): number {
+  return limitOverride ?? ctx().limits.maxStorageBufferBindingSize;
+}
+
 const pipelines = new Map<string, GPUComputePipeline>();
 
 /** Compiles (once per distinct source) and caches a compute pipeline. */
@@ -74,8 +84,9 @@ class Runtime {
     this.ringU32.set(params, offset / 4);
     this.ringUsed += slotBytes;
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ringBuffer!, offset, size: bytes } }];
-    const maxBinding = ctx().limits.maxStorageBufferBindingSize;
+    const maxBinding = bindingLimit();
     for (const b of buffers) {
+      // (kernels split work into binding windows first; this guards the ones that cannot)
       const size = b.size ?? b.buffer.size - (b.offset ?? 0);
       if (size > maxBinding) {
         throw new Error(`${pipe.label}: a ${(size / 2 ** 20).toFixed(0)} MiB buffer exceeds this adapter's maxStorageBufferBindingSize (${(maxBinding / 2 ** 20).toFixed(0)} MiB); split the work into smaller tensors`);

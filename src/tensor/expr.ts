@@ -136,6 +136,11 @@ export interface CompiledExpr {
   code: string;
   /** Parameter words this expression appends (leaf offsets/strides, constants). */
   words: number[];
+  /** Where each leaf's offset word sits (absolute params index), for rebasing per chunk. */
+  leafOffsets: { word: number; storage: Storage; offset: number; strides: readonly number[] }[];
+  /** Params index of the dim-0 extent and of the dim-0 coordinate base (chunked dispatches). */
+  dim0Word: number;
+  base0Word: number;
 }
 
 /**
@@ -155,8 +160,11 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
   };
   const f32bits = new Float32Array(1);
   const u32view = new Uint32Array(f32bits.buffer);
-  // Shape words first: the coordinate decomposition uses them.
+  // Shape words first: the coordinate decomposition uses them. A chunked dispatch covers rows
+  // [r0, r1) of dim 0: it rewrites dim 0's extent, the leaves' offsets and base0 (= r0).
   const shapeWord = shape.map((d) => word(d));
+  const base0Word = word(0);
+  const leafOffsets: CompiledExpr['leafOffsets'] = [];
   const contiguous = (strides: number[]) => {
     let acc = 1;
     for (let i = rank - 1; i >= 0; i--) {
@@ -177,7 +185,9 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
         const aliased = n.storage === aliasOut;
         let b = aliased ? -1 : storages.indexOf(n.storage);
         if (!aliased && b < 0) b = storages.push(n.storage) - 1;
-        const base = `P(${word(n.offset)}u)`;
+        const offsetWord = word(n.offset);
+        leafOffsets.push({ word: offsetWord, storage: n.storage, offset: n.offset, strides: n.strides });
+        const base = `P(${offsetWord}u)`;
         let idx: string;
         if (contiguous(n.strides)) idx = `${base} + flat`;
         else {
@@ -195,7 +205,7 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
         break;
       case 'index':
         usesCoords = true;
-        v = `f32(c${n.axis})`;
+        v = n.axis === 0 ? `f32(c0 + P(${base0Word}u))` : `f32(c${n.axis})`;
         break;
       case 'un':
         v = UNARY_WGSL[n.op](visit(n.a));
@@ -207,7 +217,7 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
         v = `select(${visit(n.b)}, ${visit(n.a)}, ${visit(n.c)} != 0.0)`;
         break;
     }
-    if (n.k === 'const' || (n.k === 'leaf' && false)) {
+    if (n.k === 'const') {
       names.set(n, v);
       return v;
     }
@@ -229,5 +239,5 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     .map((s, i) => `@group(0) @binding(${firstBinding + i}) var<storage, read> in${i}: array<${s.dtype}>;`)
     .join('\n');
   const code = `${decls}\n${HELPERS}\nfn expr(flat: u32) -> f32 {\n${coordLines.join('\n')}\n${lines.join('\n')}\n  return ${result};\n}\n`;
-  return { storages, code, words };
+  return { storages, code, words, leafOffsets, dim0Word: shapeWord[0] ?? -1, base0Word };
 }

@@ -2,7 +2,8 @@
 // of these with its backward rule.
 import { ctx } from '../gpu/device.ts';
 import { runtime } from '../gpu/runtime.ts';
-import { type BinaryOp, type Expr, exprSize, type UnaryOp } from './expr.ts';
+import { type BinaryOp, type Expr, exprSize, exprStorages, type UnaryOp } from './expr.ts';
+import { bindingLimit } from './kernels/windows.ts';
 import { gatherRows, rowLists, scatterAddRows } from './kernels/gather.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
 import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
@@ -181,8 +182,15 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
   const rows = numel(kept.map((i) => t.shape[i]));
   const inner = numel(ax.map((i) => t.shape[i]));
   if (inner === 0 && op !== 'sum') throw new Error(`${op}: cannot reduce over an empty axis of ${fmt(t.shape)}`);
+  if (kept.length === 0 && ax.length >= 2 && [...exprStorages(t.expr())].some((s) => s.buffer.size > bindingLimit())) {
+    // A total reduction cannot be split into row chunks: reduce the trailing axes first.
+    const partial = reduce(op, t, ax.slice(1), false);
+    const r = reduce(op, partial, [0], keepdims);
+    partial.dispose();
+    return keepdims ? reshape(r, t.shape.map(() => 1)) : r;
+  }
   fusable(view);
-  const storage = reduceRows(view.expr(), view.shape, rows, inner, op);
+  const storage = reduceRows(view.expr(), view.shape, kept.length, op);
   if (view !== t) view.dispose();
   const outShape = keepdims ? t.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : kept.map((i) => t.shape[i]);
   return Tensor.owning(storage, outShape);
@@ -270,7 +278,7 @@ export function scatterAdd(src: Tensor, idx: Tensor, rows: number): Tensor {
   const out = full([rows, width], 0);
   const s = src.isContiguous() ? src : src.contiguousCopy();
   const unique = (csr.length - 1 - ids.length) / 2;
-  scatterAddRows(out.layout().storage, s.layout().storage, s.layout().offset, width, csrT.layout().storage, unique);
+  scatterAddRows(out.layout().storage, rows, s.layout().storage, s.layout().offset, width, csrT.layout().storage, csr.subarray(0, unique));
   if (s !== src) s.dispose();
   csrT.dispose();
   return out;

@@ -5,6 +5,7 @@ import { compileExpr, type Expr } from '../expr.ts';
 import { contiguousStrides, numel } from '../shape.ts';
 import type { Storage } from '../storage.ts';
 import { grid } from './launch.ts';
+import { planChunks } from './windows.ts';
 
 export interface Destination {
   storage: Storage;
@@ -20,12 +21,15 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
   const contiguous = contiguousStrides(shape).every((s, i) => shape[i] === 1 || s === dst.strides[i]);
   let outIndex = '  let o = P(1u) + flat;';
   if (!contiguous) {
+    // Strided destination (a view): decompose flat into coordinates. Dim 0 needs no modulo,
+    // so chunked dispatches (which shorten dim 0) share these words.
     const lines = ['  var orem = flat;', '  var o = P(1u);'];
-    for (let i = shape.length - 1; i >= 0; i--) {
-      lines.push(`  o += (orem % ${shape[i]}u) * P(${words.length}u);`);
-      words.push(dst.strides[i]);
-      lines.push(`  orem = orem / ${shape[i]}u;`);
+    for (let i = shape.length - 1; i >= 1; i--) {
+      lines.push(`  o += (orem % P(${words.length}u)) * P(${words.length + 1}u);`, `  orem = orem / P(${words.length}u);`);
+      words.push(shape[i], dst.strides[i]);
     }
+    lines.push(`  o += orem * P(${words.length}u);`);
+    words.push(dst.strides[0]);
     outIndex = lines.join('\n');
   }
   const source = fillTemplate('elementwise', {
@@ -34,10 +38,18 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
     EXPR: compiled.code,
     OUT_INDEX: outIndex,
   });
-  runtime.dispatch(
-    pipeline(source, 'elementwise'),
-    new Uint32Array(words),
-    [dst.storage, ...compiled.storages].map((s) => ({ buffer: s.buffer })),
-    grid(n),
-  );
+  const pipe = pipeline(source, 'elementwise');
+  const rowSize = shape.length ? n / shape[0] : 1;
+  const chunks = planChunks(shape, [dst, ...compiled.leafOffsets]);
+  for (const c of chunks) {
+    const w = Uint32Array.from(words);
+    const count = (c.r1 - c.r0) * rowSize;
+    w[0] = count;
+    w[1] = dst.offset + c.r0 * (dst.strides[0] ?? 0) - c.base.get(dst.storage)!;
+    if (compiled.dim0Word >= 0) w[compiled.dim0Word] = c.r1 - c.r0;
+    w[compiled.base0Word] = c.r0;
+    for (const l of compiled.leafOffsets) w[l.word] = l.offset + c.r0 * (l.strides[0] ?? 0) - c.base.get(l.storage)!;
+    const bindings = [dst.storage, ...compiled.storages].map((s) => c.bindings.get(s)!);
+    runtime.dispatch(pipe, w, bindings, grid(count));
+  }
 }

@@ -1,15 +1,36 @@
-// Row gather and its adjoint, the deterministic row scatter-add.
+// Row gather and its adjoint, the deterministic row scatter-add. Tables and outputs larger than
+// one storage binding (GPT-2's embedding) are processed in windows of rows.
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { Storage } from '../storage.ts';
 import { grid } from './launch.ts';
+import { bindingLimit } from './windows.ts';
+
+/** Row windows [r0, r1) of a [rows, width] f32 buffer region starting at `offset`, each bindable. */
+function rowWindows(offset: number, rowStride: number, rows: number, width: number): { r0: number; r1: number; start: number; bytes: number }[] {
+  const limit = bindingLimit();
+  const per = Math.max(1, Math.floor((limit - 256) / (rowStride * 4)));
+  const out = [];
+  for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
+    const r1 = Math.min(rows, r0 + per);
+    const lo = offset + r0 * rowStride;
+    const start = Math.floor(lo / 64) * 64;
+    const end = offset + Math.max(r1 - 1, r0) * rowStride + width;
+    out.push({ r0, r1, start, bytes: (end - start) * 4 });
+  }
+  return out;
+}
 
 export function gatherRows(src: Storage, srcOffset: number, rowStride: number, rows: number, width: number, idx: Storage, count: number): Storage {
   const out = Storage.allocate(count * width, 'f32');
   if (count * width === 0) return out;
-  const words = [count * width, width, rows, rowStride, srcOffset];
-  const source = fillTemplate('gather', { PARAMS: paramsBlock(words.length) });
-  runtime.dispatch(pipeline(source, 'gather'), new Uint32Array(words), [out, src, idx].map((s) => ({ buffer: s.buffer })), grid(count * width));
+  const words = [count * width, width, rows, rowStride, srcOffset, 0, 1];
+  const pipe = pipeline(fillTemplate('gather', { PARAMS: paramsBlock(words.length) }), 'gather');
+  const windows = src.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: src.buffer.size }] : rowWindows(srcOffset, rowStride, rows, width);
+  windows.forEach((w, i) => {
+    const p = Uint32Array.from([count * width, width, w.r1 - w.r0, rowStride, srcOffset + w.r0 * rowStride - w.start, w.r0, i === 0 ? 1 : 0]);
+    runtime.dispatch(pipe, p, [{ buffer: out.buffer }, { buffer: src.buffer, offset: w.start * 4, size: w.bytes }, { buffer: idx.buffer }], grid(count * width));
+  });
   return out;
 }
 
@@ -40,10 +61,24 @@ export function rowLists(ids: Int32Array, rows: number): Int32Array {
   return csr;
 }
 
-/** out [rows, width] (zero-filled by the caller) += src rows at the positions listed in csr. */
-export function scatterAddRows(out: Storage, src: Storage, srcOffset: number, width: number, csr: Storage, unique: number): void {
+/**
+ * out [rows, width] (zero-filled by the caller) += src rows at the positions listed in csr.
+ * `uniqueRows` are the sorted distinct ids (csr's first part), used to split big outputs.
+ */
+export function scatterAddRows(out: Storage, rows: number, src: Storage, srcOffset: number, width: number, csr: Storage, uniqueRows: Int32Array): void {
+  const unique = uniqueRows.length;
   if (unique * width === 0) return;
-  const words = [unique, width, srcOffset];
-  const source = fillTemplate('scatter_add', { PARAMS: paramsBlock(words.length) });
-  runtime.dispatch(pipeline(source, 'scatter_add'), new Uint32Array(words), [out, src, csr].map((s) => ({ buffer: s.buffer })), grid(unique * width));
+  const words = [unique, width, srcOffset, 0, unique, 0];
+  const pipe = pipeline(fillTemplate('scatter_add', { PARAMS: paramsBlock(words.length) }), 'scatter_add');
+  const windows = out.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: out.buffer.size }] : rowWindows(0, width, rows, width);
+  let u0 = 0;
+  for (const w of windows) {
+    let u1 = u0;
+    while (u1 < unique && uniqueRows[u1] < w.r1) u1++;
+    if (u1 > u0) {
+      const p = Uint32Array.from([unique, width, srcOffset, u0, u1 - u0, w.start]);
+      runtime.dispatch(pipe, p, [{ buffer: out.buffer, offset: w.start * 4, size: w.bytes }, { buffer: src.buffer }, { buffer: csr.buffer }], grid((u1 - u0) * width));
+    }
+    u0 = u1;
+  }
 }
