@@ -5,10 +5,22 @@
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<{{OUT_TYPE}}>;
 {{EXPR}}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let flat = gid.x + gid.y * nwg.x * 64u;
-  if (flat >= P(0u)) { return; }
+fn one(flat: u32) {
 {{OUT_INDEX}}
   out[o] = {{OUT_TYPE}}(expr(flat));
+}
+
+// Four elements per invocation: fewer invocations amortise the per-lane setup on CPU adapters.
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = (gid.x + gid.y * nwg.x * 64u) * 4u;
+  let n = P(0u);
+  if (first + 3u < n) {
+    one(first);
+    one(first + 1u);
+    one(first + 2u);
+    one(first + 3u);
+  } else {
+    for (var f = first; f < n; f++) { one(f); }
+  }
 }

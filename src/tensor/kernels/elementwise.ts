@@ -50,6 +50,6 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
     w[compiled.base0Word] = c.r0;
     for (const l of compiled.leafOffsets) w[l.word] = l.offset + c.r0 * (l.strides[0] ?? 0) - c.base.get(l.storage)!;
     const bindings = [dst.storage, ...compiled.storages].map((s) => c.bindings.get(s)!);
-    runtime.dispatch(pipe, w, bindings, grid(count));
+    runtime.dispatch(pipe, w, bindings, grid(Math.ceil(count / 4)));
   }
 }
