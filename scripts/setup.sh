@@ -18,6 +18,15 @@ fi
 
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
 
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# The training report renders PNG charts with resvg, which needs one TrueType font.
+if [ -r /etc/debian_version ] && ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; then
+  echo "[setup] installing fonts-dejavu-core (text in the report's PNG charts)"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core || echo "[setup] could not install fonts-dejavu-core; PNG charts will have no text" >&2
+fi
+
 if probe; then
   echo "[setup] a WebGPU adapter is already available:"
   node scripts/probe-adapter.mjs
@@ -28,9 +37,6 @@ if [ ! -r /etc/debian_version ]; then
   echo "[setup] no WebGPU adapter found and this is not Debian: install a Vulkan driver (e.g. Mesa lavapipe >= 24) yourself." >&2
   exit 1
 fi
-
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 list=/etc/apt/sources.list.d/backports.sources
