@@ -66,32 +66,59 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
 }
 
 /**
- * The LM head fused with the loss: mean cross-entropy of h·Wᵀ against targets, computed over
- * row chunks so no logits buffer exceeds `maxChunkBytes` (vocabulary-sized logits of a whole
- * batch are larger than a storage binding may be on some adapters: 1024 × 50257 × 4 B = 206 MB).
- * Composed of engine ops, so it has gradients and HVPs like everything else.
+ * Runs `parts(logits, targets, scored)` over row chunks of the LM head's logits h·Wᵀ and sums
+ * each returned scalar over the chunks. No logits buffer exceeds `maxChunkBytes`: vocabulary-
+ * sized logits of a whole batch are larger than a storage binding may be on some adapters
+ * (1024 × 50257 × 4 B = 206 MB), and never need to exist at once. Targets < 0 are not scored.
+ * Composed of engine ops, so everything built on it has gradients and HVPs.
  */
-export function lmHeadCrossEntropy(h: Tensor, wte: Tensor, targets: Tensor, opts: { ignoreIndex?: number; maxChunkBytes?: number } = {}): Tensor {
+export function sumOverLogitChunks(
+  h: Tensor,
+  wte: Tensor,
+  targets: Tensor,
+  parts: (logits: Tensor, targets: Tensor, scored: Tensor) => Tensor[],
+  maxChunkBytes = 64 * 2 ** 20,
+): Tensor[] {
   const [N, C] = h.shape;
   const V = wte.shape[0];
   if (h.rank !== 2 || wte.shape[1] !== C || targets.shape.join() !== `${N}`) {
-    throw new Error(`lmHeadCrossEntropy: expected h [N, C], wte [V, C], targets [N]; got ${fmt(h.shape)}, ${fmt(wte.shape)}, ${fmt(targets.shape)}`);
+    throw new Error(`LM head: expected h [N, C], wte [V, C], targets [N]; got ${fmt(h.shape)}, ${fmt(wte.shape)}, ${fmt(targets.shape)}`);
   }
-  const ignore = opts.ignoreIndex ?? -100;
-  const limit = Math.min(opts.maxChunkBytes ?? 64 * 2 ** 20, ctx().limits.maxStorageBufferBindingSize);
-  const rows = Math.max(1, Math.floor(limit / (V * 4)));
+  const rows = Math.max(1, Math.floor(Math.min(maxChunkBytes, ctx().limits.maxStorageBufferBindingSize) / (V * 4)));
   const wT = ops.transpose(wte);
-  let total: Tensor | null = null;
+  let totals: Tensor[] | null = null;
   for (let r0 = 0; r0 < N; r0 += rows) {
     const r1 = Math.min(N, r0 + rows);
     const logits = matmul(ops.slice(h, [[r0, r1], null]), wT);
     const t = ops.slice(targets, [[r0, r1]]);
-    const nll = sub(logsumexp(logits, -1), takeAlongLastAxis(logits, t));
-    const part = sum(where(raw.binary('ne', t, raw.scalar(ignore)), nll, 0));
-    total = total ? add(total, part) : part;
+    const p = parts(logits, t, raw.binary('ge', t, raw.scalar(0)));
+    totals = totals ? totals.map((a, k) => add(a, p[k])) : p;
   }
-  const count = raw.binary('max', raw.reduce('sum', raw.binary('ne', targets, raw.scalar(ignore)), undefined, false), raw.scalar(1));
-  return div(total!, count);
+  return totals!;
+}
+
+/** Number of targets ≥ 0 (at least 1, so an all-ignored batch gives a loss of 0, not NaN). */
+export function scoredCount(targets: Tensor): Tensor {
+  return raw.binary('max', raw.reduce('sum', raw.binary('ge', targets, raw.scalar(0)), undefined, false), raw.scalar(1));
+}
+
+/** The LM head fused with the loss: mean cross-entropy of h·Wᵀ against targets (< 0 ignored). */
+export function lmHeadCrossEntropy(h: Tensor, wte: Tensor, targets: Tensor, opts: { maxChunkBytes?: number } = {}): Tensor {
+  const [total] = sumOverLogitChunks(h, wte, targets, (logits, t, scored) => [sum(where(scored, sub(logsumexp(logits, -1), takeAlongLastAxis(logits, t)), 0))], opts.maxChunkBytes);
+  return div(total, scoredCount(targets));
+}
+
+/**
+ * Evaluation sums without gradients: total negative log-likelihood and the number of scored
+ * positions whose target is the argmax (next-token accuracy), plus the scored count.
+ */
+export function lmHeadEvalSums(h: Tensor, wte: Tensor, targets: Tensor): { nll: Tensor; correct: Tensor; count: Tensor } {
+  const [nll, correct] = sumOverLogitChunks(h, wte, targets, (logits, t, scored) => {
+    const picked = takeAlongLastAxis(logits, t);
+    const best = ops.max(logits, -1);
+    return [sum(where(scored, sub(logsumexp(logits, -1), picked), 0)), sum(where(scored, ops.ge(picked, best), 0))];
+  });
+  return { nll, correct, count: raw.reduce('sum', raw.binary('ge', targets, raw.scalar(0)), undefined, false) };
 }
 
 /** Inverted dropout: zero with probability p, scale survivors by 1/(1−p). */

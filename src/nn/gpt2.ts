@@ -4,7 +4,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy } from './functional.ts';
+import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy, lmHeadEvalSums } from './functional.ts';
 import { Module } from './module.ts';
 
 export interface GPT2Config {
@@ -214,7 +214,14 @@ export class GPT2 extends Module {
     return ops.matmul(last, ops.transpose(this.wte));
   }
 
-  /** Mean next-token cross-entropy of `targets` [B, T] (ignore_index −100 supported). */
+  /** Sums for evaluation (no graph): NLL, correct argmax predictions, scored targets. */
+  evalSums(ids: Tensor, targets: Tensor): { nll: Tensor; correct: Tensor; count: Tensor } {
+    const h = this.hidden(ids);
+    const [B, T, C] = h.shape;
+    return lmHeadEvalSums(ops.reshape(h, [B * T, C]), this.wte, ops.reshape(targets, [B * T]));
+  }
+
+  /** Mean next-token cross-entropy of `targets` [B, T]; negative targets (−100, −1) are ignored. */
   loss(ids: Tensor, targets: Tensor): Tensor {
     const h = this.hidden(ids);
     const [B, T, C] = h.shape;

@@ -129,3 +129,25 @@ describe('Module and weights', () => {
     expect(() => N.loadGPT2(dir)).toThrow(/model.safetensors/);
   });
 });
+
+describe('evaluation sums', () => {
+  it('NLL, argmax accuracy and count over chunks match the reference', async () => {
+    const h = randomArray([9, 6], 21);
+    const w = randomArray([11, 6], 22);
+    const t = [3, 0, 10, -1, 5, 5, 1, -1, 7];
+    const logits = R.matmul(h, R.transpose(w));
+    const lsm = R.logSoftmax(logits);
+    let nll = 0, correct = 0, count = 0;
+    t.forEach((ti, i) => {
+      if (ti < 0) return;
+      count++;
+      nll -= lsm.data[i * 11 + ti];
+      const row = Array.from(logits.data.slice(i * 11, i * 11 + 11));
+      if (row[ti] === Math.max(...row)) correct++;
+    });
+    const s = N.lmHeadEvalSums(toGpu(h), toGpu(w), E.tensor(new Int32Array(t)));
+    expect(Math.abs((await s.nll.item()) - nll)).toBeLessThan(1e-4);
+    expect(await s.correct.item()).toBe(correct);
+    expect(await s.count.item()).toBe(count);
+  });
+});
