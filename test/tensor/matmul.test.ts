@@ -1,0 +1,202 @@
+// matmul kernels (src/tensor/kernels/matmul.ts) against a float64 CPU matmul.
+//
+// Tolerance: every output must satisfy |c − c64| ≤ 1e-5 · Σₖ |aᵢₖ| |bₖⱼ| (+1e-30), i.e. relative to
+// the magnitude the f32 sum was built from. f32 rounding of a K-term dot product is bounded by
+// ≈ K · 2⁻²⁴ in the worst case and is ≈ 1e-7 in practice; every shape here has K ≤ 200.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { add, expand, init, matmul, mul, reshape, slice, tensor, transpose, type Tensor } from '../../src/index.ts';
+import { lastMatmulKernel, setMatmulStrategy, type MatmulStrategy } from '../../src/tensor/kernels/matmul.ts';
+import { ctx } from '../../src/gpu/device.ts';
+
+const REL_TOL = 1e-5;
+
+beforeAll(async () => {
+  await init();
+});
+afterAll(() => setMatmulStrategy('auto'));
+
+/** Deterministic values in [-1, 1) (mulberry32). */
+function values(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** A logical [batch][rows][cols] matrix stack, readable at (b, i, j). */
+interface Mat {
+  batch: number;
+  rows: number;
+  cols: number;
+  at(b: number, i: number, j: number): number;
+}
+
+function dense(data: Float32Array, batch: number, rows: number, cols: number): Mat {
+  return { batch, rows, cols, at: (b, i, j) => data[(b * rows + i) * cols + j] };
+}
+
+async function check(gpuOut: Tensor, A: Mat, B: Mat): Promise<void> {
+  const batch = Math.max(A.batch, B.batch);
+  const [M, K, N] = [A.rows, A.cols, B.cols];
+  const got = await gpuOut.toArray();
+  expect(got.length).toBe(batch * M * N);
+  let worst = 0;
+  for (let b = 0; b < batch; b++) {
+    const ab = A.batch === 1 ? 0 : b;
+    const bb = B.batch === 1 ? 0 : b;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let sum = 0;
+        let mag = 0;
+        for (let k = 0; k < K; k++) {
+          const p = A.at(ab, i, k) * B.at(bb, k, j);
+          sum += p;
+          mag += Math.abs(p);
+        }
+        const err = Math.abs(got[(b * M + i) * N + j] - sum) / (REL_TOL * mag + 1e-30);
+        worst = Math.max(worst, err);
+      }
+    }
+  }
+  // worst is the error in units of the tolerance.
+  expect(worst).toBeLessThanOrEqual(1);
+}
+
+const seen = new Set<string>();
+
+/** C = A·B for plain (optionally batched) operands; transA/transB store the operand transposed and pass transpose(). */
+async function plain(M: number, K: number, N: number, opts: { batchA?: number; batchB?: number; transA?: boolean; transB?: boolean; seed?: number } = {}) {
+  const { batchA = 1, batchB = 1, transA = false, transB = false, seed = M * 7919 + K * 104729 + N } = opts;
+  const a = values(batchA * M * K, seed);
+  const b = values(batchB * K * N, seed + 1);
+  const lead = (n: number) => (n > 1 ? [n] : []);
+  // Stored layouts: A as [.., M, K] or [.., K, M]; the logical A is the same values either way.
+  const ta = tensor(a, [...lead(batchA), ...(transA ? [K, M] : [M, K])]);
+  const tb = tensor(b, [...lead(batchB), ...(transB ? [N, K] : [K, N])]);
+  const A: Mat = transA ? { batch: batchA, rows: M, cols: K, at: (x, i, k) => a[(x * K + k) * M + i] } : dense(a, batchA, M, K);
+  const B: Mat = transB ? { batch: batchB, rows: K, cols: N, at: (x, k, j) => b[(x * N + j) * K + k] } : dense(b, batchB, K, N);
+  const c = matmul(transA ? transpose(ta) : ta, transB ? transpose(tb) : tb);
+  seen.add(lastMatmulKernel);
+  await check(c, A, B);
+  for (const t of [ta, tb, c]) t.dispose();
+}
+
+for (const strategy of ['simple', 'tex', 'auto'] as MatmulStrategy[]) {
+  describe(`matmul, strategy ${strategy}`, () => {
+    beforeAll(() => setMatmulStrategy(strategy));
+    it('1×1×1', () => plain(1, 1, 1));
+    it('odd sizes 17×33×5', () => plain(17, 33, 5));
+    it('aligned 64×64×64', () => plain(64, 64, 64));
+    it('K % 4 == 0, N % 4 != 0 (33×20×70)', () => plain(33, 20, 70));
+    it('K % 4 != 0 (70×37×68)', () => plain(70, 37, 68));
+    it('several tiles with ragged edges (130×200×150)', () => plain(130, 200, 150));
+    it('Aᵀ·B', () => plain(45, 64, 72, { transA: true }));
+    it('A·Bᵀ', () => plain(40, 48, 36, { transB: true }));
+    it('Aᵀ·Bᵀ with odd sizes', () => plain(23, 19, 29, { transA: true, transB: true }));
+    it('batched', () => plain(19, 24, 40, { batchA: 3, batchB: 3 }));
+    it('batched, transposed B', () => plain(33, 16, 21, { batchA: 2, batchB: 2, transB: true }));
+    it('broadcast B (folded into one tall matrix)', () => plain(10, 16, 12, { batchA: 4 }));
+    it('broadcast B with transposed A (not foldable)', () => plain(10, 16, 12, { batchA: 4, transA: true }));
+    it('broadcast A', () => plain(10, 16, 12, { batchB: 5 }));
+  });
+}
+
+describe('matmul, strided and composed operands', () => {
+  beforeAll(() => setMatmulStrategy('tex'));
+
+  it('sliced operands (unaligned offsets, row strides that are not K)', async () => {
+    const [M, K, N] = [21, 30, 26];
+    const big = values(40 * 50, 11);
+    const t = tensor(big, [40, 50]);
+    // A = big[3:24, 5:35], B = big[1:31, 7:33]: offset 155 and 57, row stride 50.
+    const A = slice(t, [[3, 3 + M], [5, 5 + K]]);
+    const B = slice(t, [[1, 1 + K], [7, 7 + N]]);
+    const c = matmul(A, B);
+    seen.add(lastMatmulKernel);
+    await check(c, { batch: 1, rows: M, cols: K, at: (_, i, k) => big[(3 + i) * 50 + 5 + k] }, { batch: 1, rows: K, cols: N, at: (_, k, j) => big[(1 + k) * 50 + 7 + j] });
+    for (const x of [t, A, B, c]) x.dispose();
+  });
+
+  it('broadcast batch dims on both sides ([2,1,M,K] · [1,3,K,N])', async () => {
+    const [M, K, N] = [9, 12, 14];
+    const a = values(2 * M * K, 21);
+    const b = values(3 * K * N, 22);
+    const c = matmul(tensor(a, [2, 1, M, K]), tensor(b, [1, 3, K, N]));
+    expect(c.shape).toEqual([2, 3, M, N]);
+    const A: Mat = { batch: 6, rows: M, cols: K, at: (x, i, k) => a[(Math.floor(x / 3) * M + i) * K + k] };
+    const B: Mat = { batch: 6, rows: K, cols: N, at: (x, k, j) => b[((x % 3) * K + k) * N + j] };
+    await check(c, A, B);
+    c.dispose();
+  });
+
+  it('expanded (stride-0) batch operand', async () => {
+    const [M, K, N] = [8, 12, 16];
+    const a = values(M * K, 31);
+    const b = values(4 * K * N, 32);
+    const ta = expand(tensor(a, [1, M, K]), [4, M, K]);
+    const c = matmul(ta, tensor(b, [4, K, N]));
+    seen.add(lastMatmulKernel);
+    await check(c, dense(a, 1, M, K), dense(b, 4, K, N));
+    c.dispose();
+  });
+
+  it('lazy inputs and a lazy consumer keep their order around the extra submit', async () => {
+    const [M, K, N] = [36, 40, 44];
+    const x = values(M * K, 41);
+    const y = values(M * K, 42);
+    const w = values(K * N, 43);
+    const s = new Float32Array(M * K).map((_, i) => x[i] + y[i]);
+    const c = mul(matmul(add(tensor(x, [M, K]), tensor(y, [M, K])), tensor(w, [K, N])), 2);
+    await check(c, { batch: 1, rows: M, cols: K, at: (_, i, k) => 2 * s[i * K + k] }, dense(w, 1, K, N));
+    c.dispose();
+  });
+
+  it('more than 65,535 matrices (batch chunking and dispatch splitting)', async () => {
+    const batch = 65537;
+    const a = values(batch * 2, 51);
+    const b = values(batch * 2 * 3, 52);
+    for (const strategy of ['tex', 'simple'] as const) {
+      setMatmulStrategy(strategy);
+      const c = matmul(tensor(a, [batch, 1, 2]), tensor(b, [batch, 2, 3]));
+      seen.add(lastMatmulKernel);
+      await check(c, dense(a, batch, 1, 2), dense(b, batch, 2, 3));
+      c.dispose();
+    }
+    setMatmulStrategy('tex');
+  });
+
+  it('reshaped 3-D activations times a weight matrix (the transformer pattern)', async () => {
+    const [Bt, T, C, D] = [2, 24, 32, 40];
+    const x = values(Bt * T * C, 61);
+    const w = values(C * D, 62);
+    const c = matmul(reshape(tensor(x, [Bt * T, C]), [Bt, T, C]), tensor(w, [C, D]));
+    expect(c.shape).toEqual([Bt, T, D]);
+    await check(c, dense(x, Bt, T, C), dense(w, 1, C, D));
+    c.dispose();
+  });
+});
+
+describe('matmul kernel selection', () => {
+  it('auto uses the simple kernel for tiny products and the tex kernel for big ones (when supported)', async () => {
+    setMatmulStrategy('auto');
+    await plain(4, 4, 4);
+    expect(lastMatmulKernel).toBe('simple');
+    await plain(192, 160, 128);
+    const info = ctx().adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const texCapable = ctx().hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    expect(lastMatmulKernel.startsWith('tex')).toBe(texCapable);
+  });
+
+  it('every kernel variant ran', () => {
+    const info = ctx().adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const texCapable = ctx().hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    const expected = ['simple'];
+    if (texCapable) for (const a of ['vec4', 'gather']) for (const b of ['vec4', 'gather']) expected.push(`tex(a:${a},b:${b})`);
+    for (const v of expected) expect(seen, `variant ${v}`).toContain(v);
+  });
+});
