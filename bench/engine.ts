@@ -57,17 +57,27 @@ interface Timing {
   mainCpuMs: number | null;
 }
 
-async function time(fn: () => void): Promise<Timing> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Times `fn` as one batch of repetitions. With `sleepMs`, the JS thread first sleeps that long
+ * (per repetition) before `runtime.sync()`, so it does not poll Dawn while the workers compute.
+ */
+async function time(fn: () => void, sleepMs = 0, fixedReps = 0): Promise<Timing> {
   fn(); // warm-up: compiles shaders, sizes pools
   await runtime.sync();
   let t0 = performance.now();
   fn();
   await runtime.sync();
   const once = performance.now() - t0;
-  const reps = Math.max(1, Math.round((seconds * 1000) / Math.max(once, 0.01)));
+  const reps = fixedReps || Math.max(1, Math.round((seconds * 1000) / Math.max(once, 0.01)));
   const cpu0 = threadTimes();
   t0 = performance.now();
   for (let i = 0; i < reps; i++) fn();
+  if (sleepMs > 0) {
+    runtime.flush();
+    await sleep(sleepMs * reps);
+  }
   await runtime.sync();
   const ms = (performance.now() - t0) / reps;
   const cpu = cpuSince(cpu0);
@@ -123,8 +133,30 @@ for (const c of cases) {
     gflops: flops / t.ms / 1e6,
     gflopsPerWorkerCpu: t.workerCpuMs ? flops / (t.workerCpuMs / 2) / 1e6 : null,
   });
-  console.log(`  ${c.name.padEnd(16)} ${kernel.padEnd(6)} ${(flops / t.ms / 1e6).toFixed(1).padStart(6)} GFLOP/s  (${t.ms.toFixed(1)} ms × ${t.reps})`);
+  console.log(`  ${c.name.padEnd(16)} ${kernel.padEnd(20)} ${(flops / t.ms / 1e6).toFixed(1).padStart(6)} GFLOP/s  (${t.ms.toFixed(1)} ms × ${t.reps})`);
   for (const x of [A, B, a, b]) x.dispose();
+}
+
+// How much the waiting JS thread costs: Dawn resolves onSubmittedWorkDone by polling from the JS
+// thread, which then competes with lavapipe's two workers for the two cores. Same case, once more,
+// with the JS thread asleep for ~95 % of the expected time before it syncs.
+const waitCase = cases.find((c) => c.name.startsWith('gpt2 fc')) ?? cases[cases.length - 1];
+let waiting: Record<string, unknown> | null = null;
+{
+  const c = waitCase;
+  const prev = results.find((r) => r.name === c.name)!;
+  const a = randn([c.M, c.K]).realize();
+  const b = randn([c.K, c.N]).realize();
+  const estimate = ((prev.workerCpuMs as number | null) ?? (prev.ms as number) * 2) / 2;
+  const reps = prev.reps as number;
+  const busy = await time(() => matmul(a, b).dispose(), 0, reps);
+  const quiet = await time(() => matmul(a, b).dispose(), estimate * 0.95, reps);
+  const flops = 2 * c.M * c.N * c.K;
+  waiting = { name: c.name, reps, pollingMs: busy.ms, pollingMainCpuMs: busy.mainCpuMs, sleepingMs: quiet.ms, sleepingMainCpuMs: quiet.mainCpuMs, pollingGflops: flops / busy.ms / 1e6, sleepingGflops: flops / quiet.ms / 1e6 };
+  console.log(`\nwaiting (${c.name}): runtime.sync() right away ${(flops / busy.ms / 1e6).toFixed(1)} GFLOP/s (JS thread busy ${busy.mainCpuMs?.toFixed(0)} ms/rep); ` +
+    `sleep first ${(flops / quiet.ms / 1e6).toFixed(1)} GFLOP/s (JS thread busy ${quiet.mainCpuMs?.toFixed(0)} ms/rep)`);
+  a.dispose();
+  b.dispose();
 }
 
 console.log('\nelementwise');
@@ -198,7 +230,7 @@ if (noPeer) {
 console.log(`\nload after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log(peer ? `peer: PyTorch ${peer.torch} (${peer.python}), ${peer.threads} threads` : `peer: ${peerNote}`);
 const row = (cells: string[], widths: number[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-const w = [16, 10, 7, 9, 12, 11, 8];
+const w = [16, 14, 20, 8, 10, 8, 8];
 console.log('\n' + row(['matmul', 'M·K·N', 'kernel', 'GFLOP/s', 'per wCPU*', 'torch', 'ours/pt'], w));
 for (const r of results.filter((r) => r.kind === 'matmul')) {
   const p = peer?.matmul.find((m) => m.name === r.name);
@@ -211,6 +243,9 @@ for (const r of results.filter((r) => r.kind === 'elementwise')) {
   const p = peer?.elementwise.find((m) => m.name === r.name);
   const g = r.gbps as number;
   console.log(row([r.name as string, String(r.n), '', g.toFixed(2), '', p ? p.gbps.toFixed(1) : '-', p ? (g / p.gbps).toFixed(3) : '-'], w));
+}
+if (waiting) {
+  console.log(`\nwaiting, ${waiting.name}: ${(waiting.pollingGflops as number).toFixed(1)} GFLOP/s with runtime.sync() polling, ${(waiting.sleepingGflops as number).toFixed(1)} GFLOP/s when the JS thread sleeps first`);
 }
 const d = results.find((r) => r.kind === 'dispatch')!;
 console.log(`\ndispatch overhead: ${(d.usPerDispatch as number).toFixed(1)} µs per tiny dispatch (1000 in one batch)`);
@@ -228,7 +263,7 @@ try {
 }
 writeFileSync(
   file,
-  JSON.stringify({ date: new Date().toISOString(), commit: gitCommit, adapter, cores: os.cpus().length, loadavg: os.loadavg(), seconds, quick, results, peer, peerNote }, null, 2),
+  JSON.stringify({ date: new Date().toISOString(), commit: gitCommit, adapter, cores: os.cpus().length, loadavg: os.loadavg(), seconds, quick, results, waiting, peer, peerNote }, null, 2),
 );
 console.log(`\nwrote ${file}`);
 process.exit(0);

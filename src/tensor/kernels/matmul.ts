@@ -7,13 +7,17 @@
 //   products. ≈ 5 GFLOP/s on lavapipe.
 // - "tex" (shaders/matmul_tex.wgsl + matmul_pack_{a,b}.wgsl): for lavapipe-like adapters
 //   (subgroups of exactly 8 lanes). A and B are first packed into zero-padded rgba32float textures,
-//   then one subgroup computes a 32 × 64 tile of C sharing A values by subgroupShuffle. ≈ 40–55
-//   GFLOP/s wall (75–85 per worker-thread CPU second) at 1024³ and GPT-2 shapes; the packing costs
-//   a few percent. See the header of matmul_tex.wgsl for why textures and this tile.
+//   then one subgroup computes a 32 × 64 tile of C sharing A values by subgroupShuffle. On the
+//   2-core CI machine: 31–40 GFLOP/s wall at 1024³, 2048³ and the GPT-2 shapes (packing included),
+//   60–75 GFLOP/s per second of lavapipe worker-thread CPU; the wall figure is held down by the JS
+//   thread polling Dawn inside runtime.sync()/readBuffer (66 GFLOP/s wall when it sleeps instead,
+//   see bench/engine.ts). Packing costs 3–10 %. See matmul_tex.wgsl for why textures and this tile.
 //
 // The tex path binds textures, which `runtime.dispatch` (buffers only) cannot, so it flushes the
 // runtime's batch and submits its own command buffer (one extra submit, ≈ 0.1 ms, per call). It is
 // only chosen where the modelled time says it wins, which also keeps that overhead off tiny ops.
+// The two packing textures are kept between calls (grown on demand, up to 256 MiB each; not counted
+// in memoryStats()); releaseMatmulScratch() frees them.
 import { ctx } from '../../gpu/device.ts';
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
@@ -62,9 +66,11 @@ export function matmulKernel(a: MatOperand, b: MatOperand, batch: number, M: num
 
 // ---------------------------------------------------------------- simple kernel
 
+let simpleSource: string | null = null;
+
 function simpleMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number): void {
   const words = [M, N, K, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride, 0];
-  const source = fillTemplate('matmul', { PARAMS: paramsBlock(words.length) });
+  const source = (simpleSource ??= fillTemplate('matmul', { PARAMS: paramsBlock(words.length) }));
   const gx = Math.ceil(N / 32);
   const gy = Math.ceil(M / 32);
   // wid.z carries the batch; more than 65,535 matrices are split into several dispatches.
