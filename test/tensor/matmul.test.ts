@@ -122,6 +122,16 @@ describe('matmul, strided and composed operands', () => {
     for (const x of [t, A, B, c]) x.dispose();
   });
 
+  it('both operands views of one buffer (x · xᵀ)', async () => {
+    const [M, K] = [37, 28];
+    const x = values(M * K, 71);
+    const tx = tensor(x, [M, K]);
+    const c = matmul(tx, transpose(tx));
+    seen.add(lastMatmulKernel);
+    await check(c, dense(x, 1, M, K), { batch: 1, rows: K, cols: M, at: (_, k, j) => x[j * K + k] });
+    for (const t of [tx, c]) t.dispose();
+  });
+
   it('broadcast batch dims on both sides ([2,1,M,K] · [1,3,K,N])', async () => {
     const [M, K, N] = [9, 12, 14];
     const a = values(2 * M * K, 21);
