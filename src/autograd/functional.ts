@@ -16,8 +16,18 @@ export function backward(output: Tensor, seed?: Tensor, opts: GradOptions = {}):
   const grads = backwardPass([output], [seed ?? ones(output.shape)], null, add, opts);
   for (const [t, g] of grads) {
     if (t.gradFn || !t.requiresGrad) continue;
-    accumulateLeafGrad(t, opts.createGraph ? g : g.realize(), add);
+    accumulateLeafGrad(t, opts.createGraph ? g : ownedGrad(g), add);
   }
+}
+
+/**
+ * A gradient buffer that belongs to its leaf alone. Optimizers and clipping update `.grad` in
+ * place, so it must not share storage with another leaf's gradient (add's backward hands the
+ * same tensor to both inputs) or with a tensor the user holds (the seed).
+ */
+function ownedGrad(g: Tensor): Tensor {
+  if (g.isLazy) return g.realize();
+  return g.isContiguous() && g.layout().storage.refs === 1 ? g : g.contiguousCopy();
 }
 
 /** Fresh differentiable stand-ins for the arguments: leaves, or identity links when nested. */

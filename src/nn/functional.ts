@@ -109,6 +109,19 @@ export function lmHeadCrossEntropy(h: Tensor, wte: Tensor, targets: Tensor, opts
 }
 
 /**
+ * Sophia's GNB loss: mean cross-entropy against labels ŷ sampled from the model's own
+ * softmax (sampled inside each logits chunk, on the GPU, from `gen`). Positions whose real
+ * target is < 0 are not scored. Its gradient ĝ gives the Gauss-Newton-Bartlett estimate B·ĝ⊙ĝ.
+ */
+export function lmHeadSampledCrossEntropy(h: Tensor, wte: Tensor, targets: Tensor, gen: ops.Generator): Tensor {
+  const [total] = sumOverLogitChunks(h, wte, targets, (logits, _t, scored) => {
+    const sampled = ops.categorical(ops.detach(logits), gen);
+    return [sum(where(scored, sub(logsumexp(logits, -1), takeAlongLastAxis(logits, sampled)), 0))];
+  });
+  return div(total, scoredCount(targets));
+}
+
+/**
  * Evaluation sums without gradients: total negative log-likelihood and the number of scored
  * positions whose target is the argmax (next-token accuracy), plus the scored count.
  */

@@ -4,7 +4,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy, lmHeadEvalSums } from './functional.ts';
+import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
 import { Module } from './module.ts';
 
 export interface GPT2Config {
@@ -212,6 +212,13 @@ export class GPT2 extends Module {
     this.blocks.forEach((b, i) => (x = b.forwardCached(x, cache[i], pos)));
     const last = ops.reshape(ops.slice(this.ln_f.forward(x), [null, [Tn - 1, Tn], null]), [B, -1]);
     return ops.matmul(last, ops.transpose(this.wte));
+  }
+
+  /** GNB's loss: mean cross-entropy on labels sampled from the model itself (see functional.ts). */
+  sampledLoss(ids: Tensor, targets: Tensor, gen: ops.Generator): Tensor {
+    const h = this.hidden(ids);
+    const [B, T, C] = h.shape;
+    return lmHeadSampledCrossEntropy(ops.reshape(h, [B * T, C]), this.wte, ops.reshape(targets, [B * T]), gen);
   }
 
   /** Sums for evaluation (no graph): NLL, correct argmax predictions, scored targets. */

@@ -7,7 +7,7 @@
 // run at ~5 GB/s, so a chain like GELU's backward in one kernel instead of ten matters.
 import type { DType, Storage } from './storage.ts';
 
-export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'cast_i32';
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'cast_i32' | 'isfinite';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne';
 
 export type Expr =
@@ -98,6 +98,8 @@ const UNARY_WGSL: Record<UnaryOp, (a: string) => string> = {
   cos: (a) => `cos(${a})`,
   floor: (a) => `floor(${a})`,
   cast_i32: (a) => `trunc(${a})`,
+  // By the exponent bits, which no compiler may fold away (unlike x == x under fast math).
+  isfinite: (a) => `select(0.0, 1.0, (bitcast<u32>(${a}) & 0x7f800000u) != 0x7f800000u)`,
 };
 
 const BINARY_WGSL: Record<BinaryOp, (a: string, b: string) => string> = {

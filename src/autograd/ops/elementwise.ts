@@ -79,6 +79,9 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   ]);
 }
 
+/** 1 where x is finite, 0 for NaN and ±inf (no gradient). */
+export const isFinite = (a: Tensor): Tensor => raw.unary('isfinite', a);
+
 // Comparisons return 0/1 masks and carry no gradient.
 const compare = (op: 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne') => (a: Operand, b: Operand) => raw.binary(op, lift(a), lift(b));
 export const lt = compare('lt');

@@ -7,3 +7,4 @@ export * from './concat.ts';
 export * from './softmax.ts';
 export * from './creation.ts';
 export * from './inplace.ts';
+export * from './sample.ts';

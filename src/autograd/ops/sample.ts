@@ -1,0 +1,29 @@
+// Sampling from categorical distributions on the GPU, composed from engine ops (no readback):
+// the Gumbel-max trick, argmax(logits + G) with G = −log(−log U), draws exactly from
+// softmax(logits).
+import * as raw from '../../tensor/ops.ts';
+import type { Tensor } from '../../tensor/tensor.ts';
+import { noGrad } from '../graph.ts';
+import type { Generator } from './creation.ts';
+
+/** Index of the largest entry along the last axis (the first on ties), as i32. */
+export function argmax(x: Tensor): Tensor {
+  return noGrad(() => {
+    const n = x.shape[x.rank - 1];
+    const best = raw.expandView(raw.reduce('max', x, -1, true), x.shape);
+    // Positions that hold the max keep their index, the rest get n; the min is the first argmax.
+    const idx = raw.where(raw.binary('eq', x, best), raw.indexAlong(x.shape, x.rank - 1), raw.scalar(n));
+    return raw.cast(raw.reduce('min', idx, -1, false), 'i32');
+  });
+}
+
+/** One sample per row of `logits` [..., V] from softmax(logits), as i32 ids [...]. */
+export function categorical(logits: Tensor, gen: Generator): Tensor {
+  return noGrad(() => {
+    const u = gen.rand([...logits.shape]);
+    // U in [0, 1) → clamp into (0, 1) so both logs stay finite.
+    const uc = raw.binary('min', raw.binary('max', u, raw.scalar(1e-10)), raw.scalar(1 - 1e-7));
+    const gumbel = raw.unary('neg', raw.unary('log', raw.unary('neg', raw.unary('log', uc))));
+    return argmax(raw.binary('add', logits, gumbel));
+  });
+}

@@ -1,0 +1,62 @@
+// Adam and AdamW, exactly torch.optim.Adam / AdamW:
+//   Adam:  g ← ∇ + λθ (coupled decay)      AdamW: θ ← θ(1 − ηλ) (decoupled)
+//   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  (amsgrad: v̂ ← max(v̂, v))
+//   θ ← θ − η/(1−β1ᵗ) · m / (√v / √(1−β2ᵗ) + ε)
+import * as ops from '../autograd/ops/index.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { checkRange, Optimizer, type BaseOptions, type NamedParam, type ParamGroup } from './optimizer.ts';
+
+export interface AdamOptions extends BaseOptions {
+  betas?: [number, number];
+  eps?: number;
+  amsgrad?: boolean;
+}
+
+export class Adam extends Optimizer {
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly amsgrad: boolean;
+  protected readonly decoupled: boolean = false;
+
+  constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: AdamOptions) {
+    super(params, opts);
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.amsgrad = opts.amsgrad ?? false;
+    checkRange('beta1', this.betas[0], 0, 1, { hiOpen: true });
+    checkRange('beta2', this.betas[1], 0, 1, { hiOpen: true });
+    checkRange('eps', this.eps, 0, Infinity);
+  }
+
+  protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null): void {
+    const [b1, b2] = this.betas;
+    const t = this.stepCount;
+    let theta: Tensor = p.param;
+    let g = grad;
+    if (wd !== 0) {
+      if (this.decoupled) theta = ops.mul(theta, 1 - lr * wd);
+      else g = ops.add(g, ops.mul(theta, wd));
+    }
+    const m = this.buf(p, 'm');
+    const v = this.buf(p, 'v');
+    this.write(m, ops.add(ops.mul(m, b1), ops.mul(g, 1 - b1)), finite);
+    this.write(v, ops.add(ops.mul(v, b2), ops.mul(ops.mul(g, g), 1 - b2)), finite);
+    let second = v;
+    if (this.amsgrad) {
+      const vmax = this.buf(p, 'vmax');
+      this.write(vmax, ops.maximum(vmax, v), finite);
+      second = vmax;
+    }
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    const denom = ops.add(ops.div(ops.sqrt(second), Math.sqrt(bc2)), this.eps);
+    this.write(p.param, ops.sub(theta, ops.mul(ops.div(m, denom), lr / bc1)), finite);
+  }
+}
+
+export class AdamW extends Adam {
+  protected override readonly decoupled: boolean = true;
+  constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: AdamOptions) {
+    super(params, { weightDecay: 0.01, ...opts });
+  }
+}

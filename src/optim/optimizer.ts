@@ -1,0 +1,168 @@
+// What every optimizer shares: named parameters in groups with their own options, lazily created
+// per-parameter state, a learning rate a schedule can set, skipping steps with non-finite
+// gradients on the GPU (no readback), and state dicts for checkpoints.
+import * as ops from '../autograd/ops/index.ts';
+import { noGrad } from '../autograd/graph.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+
+export interface NamedParam {
+  name: string;
+  param: Tensor;
+}
+
+export interface GroupOptions {
+  weightDecay?: number;
+  /** Multiplies the optimizer's learning rate for this group (1 by default). */
+  lrScale?: number;
+}
+
+export interface ParamGroup {
+  params: NamedParam[];
+  options: GroupOptions;
+}
+
+/** What a step does when some gradient holds NaN or ±inf. */
+export type NonFinitePolicy = 'skip' | 'update';
+
+export interface BaseOptions {
+  lr: number;
+  weightDecay?: number;
+  /** 'skip' (default): leave parameters and state unchanged for that step, and count it. */
+  nonFinite?: NonFinitePolicy;
+}
+
+export function checkRange(what: string, v: number, lo: number, hi: number, opts: { loOpen?: boolean; hiOpen?: boolean } = {}): void {
+  const ok = Number.isFinite(v) && (opts.loOpen ? v > lo : v >= lo) && (opts.hiOpen ? v < hi : v <= hi);
+  if (!ok) throw new RangeError(`${what} must be in ${opts.loOpen ? '(' : '['}${lo}, ${hi}${opts.hiOpen ? ')' : ']'}, got ${v}`);
+}
+
+/** Puts 1-D parameters (biases, LayerNorm) in a group without weight decay, as nanoGPT does. */
+export function defaultParamGroups(named: readonly NamedParam[] | readonly [string, Tensor][], weightDecay: number): ParamGroup[] {
+  const list = named.map((n) => (Array.isArray(n) ? { name: n[0], param: n[1] } : (n as NamedParam)));
+  return [
+    { params: list.filter((p) => p.param.rank >= 2), options: { weightDecay } },
+    { params: list.filter((p) => p.param.rank < 2), options: { weightDecay: 0 } },
+  ].filter((g) => g.params.length > 0);
+}
+
+export abstract class Optimizer {
+  readonly groups: ParamGroup[];
+  lr: number;
+  readonly nonFinite: NonFinitePolicy;
+  /** Steps taken (including skipped ones). */
+  stepCount = 0;
+  /** Per-parameter state tensors, created on first use: state.get(name).get('m'). */
+  protected readonly state = new Map<string, Map<string, Tensor>>();
+  /** 1 for each step whose gradients were all finite, summed lazily on the GPU. */
+  private finiteSteps: Tensor | null = null;
+
+  constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: BaseOptions) {
+    checkRange('lr', opts.lr, 0, Infinity);
+    checkRange('weightDecay', opts.weightDecay ?? 0, 0, Infinity);
+    this.lr = opts.lr;
+    this.nonFinite = opts.nonFinite ?? 'skip';
+    const groups = params.length > 0 && 'params' in params[0] ? (params as ParamGroup[]) : [{ params: params as NamedParam[], options: {} }];
+    this.groups = groups.map((g) => ({ params: g.params, options: { weightDecay: opts.weightDecay ?? 0, lrScale: 1, ...g.options } }));
+    const seen = new Set<string>();
+    for (const g of this.groups)
+      for (const p of g.params) {
+        if (seen.has(p.name)) throw new Error(`optimizer: parameter '${p.name}' appears twice`);
+        seen.add(p.name);
+      }
+  }
+
+  get namedParams(): NamedParam[] {
+    return this.groups.flatMap((g) => g.params);
+  }
+
+  /** The state tensor `key` of a parameter, zero-initialised on first use. */
+  protected buf(p: NamedParam, key: string): Tensor {
+    let s = this.state.get(p.name);
+    if (!s) this.state.set(p.name, (s = new Map()));
+    let t = s.get(key);
+    if (!t) s.set(key, (t = ops.zeros([...p.param.shape])));
+    return t;
+  }
+
+  /** Writes `next` into `target` unless this step was found non-finite (then keeps it). */
+  protected write(target: Tensor, next: Tensor, finite: Tensor | null): void {
+    ops.assign(target, finite ? ops.where(finite, next, target) : next);
+  }
+
+  /** A 0-d tensor: 1 when every gradient is finite, else 0 (decided on the GPU). */
+  protected allFinite(): Tensor | null {
+    if (this.nonFinite !== 'skip') return null;
+    let finite: Tensor | null = null;
+    for (const { param } of this.namedParams) {
+      if (!param.grad) continue;
+      const f = ops.min(ops.isFinite(param.grad));
+      finite = finite ? ops.minimum(finite, f) : f;
+    }
+    return finite ? finite.realize() : null;
+  }
+
+  /** One update of every parameter that has a gradient. Records GPU work only; never waits. */
+  step(): void {
+    noGrad(() => {
+      this.stepCount++;
+      const finite = this.allFinite();
+      if (finite) {
+        const prev = this.finiteSteps;
+        this.finiteSteps = prev ? ops.add(prev, finite).realize() : finite;
+        prev?.dispose();
+      }
+      for (const g of this.groups) {
+        const lr = this.lr * (g.options.lrScale ?? 1);
+        for (const p of g.params) if (p.param.grad) this.update(p, p.param.grad, lr, g.options.weightDecay ?? 0, finite);
+      }
+      if (finite && finite !== this.finiteSteps) finite.dispose();
+    });
+  }
+
+  /** Steps skipped because of non-finite gradients (reads one number back). */
+  async skippedSteps(): Promise<number> {
+    return this.finiteSteps ? this.stepCount - (await this.finiteSteps.item()) : 0;
+  }
+
+  protected abstract update(p: NamedParam, grad: Tensor, lr: number, weightDecay: number, finite: Tensor | null): void;
+
+  zeroGrad(): void {
+    for (const { param } of this.namedParams) {
+      param.grad?.dispose();
+      param.grad = null;
+    }
+  }
+
+  /** Hyperparameters and counters (JSON) plus state tensors named `state.<param>.<key>`. */
+  stateDict(): { json: Record<string, unknown>; tensors: Map<string, Tensor> } {
+    const tensors = new Map<string, Tensor>();
+    for (const [name, s] of this.state) for (const [k, t] of s) tensors.set(`state.${name}.${k}`, t);
+    if (this.finiteSteps) tensors.set('finiteSteps', this.finiteSteps);
+    return { json: { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, ...this.extraState() }, tensors };
+  }
+
+  loadStateDict(d: { json: Record<string, unknown>; tensors: Map<string, Tensor> }): void {
+    if (d.json.kind !== this.constructor.name) throw new Error(`loadStateDict: state is for ${String(d.json.kind)}, this optimizer is ${this.constructor.name}`);
+    this.lr = d.json.lr as number;
+    this.stepCount = d.json.stepCount as number;
+    this.loadExtraState(d.json);
+    const known = new Set(this.namedParams.map((p) => p.name));
+    for (const [key, t] of d.tensors) {
+      if (key === 'finiteSteps') {
+        this.finiteSteps = t;
+        continue;
+      }
+      const m = /^state\.(.+)\.([^.]+)$/.exec(key);
+      if (!m || !known.has(m[1])) throw new Error(`loadStateDict: unexpected tensor '${key}'`);
+      let s = this.state.get(m[1]);
+      if (!s) this.state.set(m[1], (s = new Map()));
+      s.get(m[2])?.dispose();
+      s.set(m[2], t);
+    }
+  }
+
+  protected extraState(): Record<string, unknown> {
+    return {};
+  }
+  protected loadExtraState(_json: Record<string, unknown>): void {}
+}

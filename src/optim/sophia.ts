@@ -1,0 +1,152 @@
+// Sophia (Liu et al. 2023, "Sophia: A Scalable Stochastic Second-order Optimizer for Language
+// Model Pre-training", arXiv 2305.14342), Algorithm 3, line by line:
+//
+//   m ← β1·m + (1−β1)·g                                  (every step)
+//   every k steps: ĥ from an estimator; h ← β2·h + (1−β2)·ĥ   (updateHessian)
+//   θ ← θ − η·λ·θ                                        (decoupled weight decay)
+//   θ ← θ − η·clip(m / max(γ·h, ε), 1)                   (the clipped Newton-like step)
+//
+// Two parameterisations of the same step (count the batch size B once!):
+//   'paper'    ĥ_GNB = B·ĝ⊙ĝ is stored in h; ratio = m / max(γ·h, ε)
+//   'official' (the authors' SophiaG code) h stores ĝ⊙ĝ without B; step = sign(m)·min(|m| / (ρ·B·h + 1e-15), 1)
+// With γ = ρ they are the same update; B is the token count of the estimator batch, never a
+// hard-coded constant. Hutchinson estimates (ĥ = u⊙Hu) carry no B in either form.
+import * as ops from '../autograd/ops/index.ts';
+import { noGrad } from '../autograd/graph.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { checkRange, Optimizer, type BaseOptions, type NamedParam, type ParamGroup } from './optimizer.ts';
+
+export type SophiaForm = 'paper' | 'official';
+
+export interface SophiaOptions extends BaseOptions {
+  betas?: [number, number];
+  /** 'paper' (γ, ε) or 'official' (ρ, B). Default 'paper'. */
+  form?: SophiaForm;
+  /** Paper form: γ (default 0.01). */
+  gamma?: number;
+  /** Paper form: ε, the floor of the denominator (default 1e-12). */
+  eps?: number;
+  /** Official form: ρ (default 0.04). */
+  rho?: number;
+  /** Refresh h every k steps (default 10); the trainer calls updateHessian then. */
+  hessianEvery?: number;
+  /** Divide h by (1 − β2ʳ) after r refreshes, so early steps are not all clipped. */
+  biasCorrection?: boolean;
+  /** Never refresh h (h stays 0): the step becomes sign-momentum, the h → 0 limit. */
+  signMomentum?: boolean;
+}
+
+export class Sophia extends Optimizer {
+  readonly betas: [number, number];
+  readonly form: SophiaForm;
+  readonly gamma: number;
+  readonly eps: number;
+  readonly rho: number;
+  readonly hessianEvery: number;
+  readonly biasCorrection: boolean;
+  readonly signMomentum: boolean;
+  /** Refreshes of h so far, and the token count B of the last estimator batch (official form). */
+  refreshes = 0;
+  batchTokens = 1;
+  /** Σ over coordinates of [|ratio| < 1] for the last step, and the coordinate count. */
+  private unclipped: Tensor | null = null;
+  private coords = 0;
+
+  constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: SophiaOptions) {
+    super(params, { weightDecay: 0.1, ...opts });
+    this.betas = opts.betas ?? [0.965, 0.99];
+    this.form = opts.form ?? 'paper';
+    this.gamma = opts.gamma ?? 0.01;
+    this.eps = opts.eps ?? 1e-12;
+    this.rho = opts.rho ?? 0.04;
+    this.hessianEvery = opts.hessianEvery ?? 10;
+    this.biasCorrection = opts.biasCorrection ?? false;
+    this.signMomentum = opts.signMomentum ?? false;
+    checkRange('beta1', this.betas[0], 0, 1, { hiOpen: true });
+    checkRange('beta2', this.betas[1], 0, 1, { hiOpen: true });
+    checkRange('gamma', this.gamma, 0, Infinity, { loOpen: true });
+    checkRange('rho', this.rho, 0, Infinity, { loOpen: true });
+    checkRange('eps', this.eps, 0, Infinity, { loOpen: true });
+    if (!Number.isInteger(this.hessianEvery) || this.hessianEvery < 1) throw new RangeError(`hessianEvery (k) must be an integer ≥ 1, got ${this.hessianEvery}`);
+    if (this.form !== 'paper' && this.form !== 'official') throw new RangeError(`form must be 'paper' or 'official', got '${String(this.form)}'`);
+  }
+
+  /** True when the trainer should estimate ĥ before this coming step (steps 1, k+1, 2k+1, ...). */
+  wantsHessian(): boolean {
+    return !this.signMomentum && this.stepCount % this.hessianEvery === 0;
+  }
+
+  /**
+   * h ← β2·h + (1−β2)·ĥ for each parameter (ĥ in the chosen form's scale; see the estimators).
+   * `batchTokens` is the estimator batch's B (used by the official form's step).
+   */
+  updateHessian(hhat: ReadonlyMap<string, Tensor>, batchTokens: number): void {
+    if (this.signMomentum) return;
+    if (!(batchTokens >= 1)) throw new RangeError(`updateHessian: batchTokens must be ≥ 1, got ${batchTokens}`);
+    noGrad(() => {
+      const b2 = this.betas[1];
+      for (const p of this.namedParams) {
+        const e = hhat.get(p.name);
+        if (!e) continue;
+        const h = this.buf(p, 'h');
+        // A non-finite estimate must not poison h: keep the old value where ĥ is not finite.
+        ops.assign(h, ops.where(ops.isFinite(e), ops.add(ops.mul(h, b2), ops.mul(e, 1 - b2)), h));
+      }
+    });
+    this.refreshes++;
+    this.batchTokens = batchTokens;
+  }
+
+  protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null): void {
+    const [b1, b2] = this.betas;
+    const m = this.buf(p, 'm');
+    this.write(m, ops.add(ops.mul(m, b1), ops.mul(grad, 1 - b1)), finite);
+    let h: Tensor = this.buf(p, 'h');
+    if (this.biasCorrection && this.refreshes > 0) h = ops.div(h, 1 - b2 ** this.refreshes);
+    const theta = wd !== 0 ? ops.mul(p.param, 1 - lr * wd) : p.param;
+    let step: Tensor;
+    let ratio: Tensor;
+    if (this.form === 'paper') {
+      ratio = ops.div(m, ops.maximum(ops.mul(h, this.gamma), this.eps));
+      step = ops.minimum(ops.maximum(ratio, -1), 1);
+    } else {
+      ratio = ops.div(ops.abs(m), ops.add(ops.mul(h, this.rho * this.batchTokens), 1e-15));
+      step = ops.mul(ops.sign(m), ops.minimum(ratio, 1));
+    }
+    const count = ops.sum(ops.lt(ops.abs(ratio), 1));
+    this.unclipped = this.unclipped ? ops.add(this.unclipped, count) : count;
+    this.coords += p.param.size;
+    this.write(p.param, ops.sub(theta, ops.mul(step, lr)), finite);
+  }
+
+  override step(): void {
+    this.unclipped?.dispose();
+    this.unclipped = null;
+    this.coords = 0;
+    super.step();
+    (this.unclipped as Tensor | null)?.realize();
+  }
+
+  /** Fraction of coordinates not clipped in the last step (a lazy 0-d tensor; healthy: ~0.1–0.5). */
+  winRate(): Tensor | null {
+    return this.unclipped ? ops.mul(this.unclipped, 1 / this.coords) : null;
+  }
+
+  /** Per-parameter mean and max of h (lazy 0-d tensors), for diagnostics. */
+  hStats(): Map<string, { mean: Tensor; max: Tensor }> {
+    const out = new Map<string, { mean: Tensor; max: Tensor }>();
+    for (const p of this.namedParams) {
+      const h = this.state.get(p.name)?.get('h');
+      if (h) out.set(p.name, { mean: ops.mean(h), max: ops.max(h) });
+    }
+    return out;
+  }
+
+  protected override extraState(): Record<string, unknown> {
+    return { refreshes: this.refreshes, batchTokens: this.batchTokens };
+  }
+  protected override loadExtraState(json: Record<string, unknown>): void {
+    this.refreshes = json.refreshes as number;
+    this.batchTokens = json.batchTokens as number;
+  }
+}
