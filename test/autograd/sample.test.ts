@@ -1,0 +1,28 @@
+// Categorical sampling on the GPU (Gumbel-max) and argmax.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../../src/index.ts';
+
+beforeAll(async () => {
+  await E.init();
+});
+
+describe('sampling', () => {
+  it('argmax picks the first maximum along the last axis', async () => {
+    const x = E.tensor([1, 5, 5, 2, 9, 0, -1, -3], [2, 4]);
+    expect(Array.from(await E.argmax(x).toInt32Array())).toEqual([1, 0]);
+  });
+  it('categorical frequencies match softmax probabilities (and the seed fixes the draw)', async () => {
+    const logits = [0, 1, 2, -1];
+    const rows = 4000;
+    const x = E.expand(E.tensor(logits, [1, 4]), [rows, 4]);
+    const ids = await E.categorical(x, new E.Generator(5)).toInt32Array();
+    const again = await E.categorical(x, new E.Generator(5)).toInt32Array();
+    expect(Array.from(again)).toEqual(Array.from(ids));
+    const z = logits.map(Math.exp).reduce((a, b) => a + b, 0);
+    for (let k = 0; k < 4; k++) {
+      const p = Math.exp(logits[k]) / z;
+      const freq = ids.filter((i) => i === k).length / rows;
+      expect(Math.abs(freq - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / rows));
+    }
+  });
+});
