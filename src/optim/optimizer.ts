@@ -4,6 +4,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import { noGrad } from '../autograd/graph.ts';
 import type { Tensor } from '../tensor/tensor.ts';
+import { keep } from '../tensor/scope.ts';
 
 export interface NamedParam {
   name: string;
@@ -80,7 +81,8 @@ export abstract class Optimizer {
     let s = this.state.get(p.name);
     if (!s) this.state.set(p.name, (s = new Map()));
     let t = s.get(key);
-    if (!t) s.set(key, (t = ops.zeros([...p.param.shape])));
+    // keep(): optimizer state outlives any tidy() the step runs in.
+    if (!t) s.set(key, (t = keep(ops.zeros([...p.param.shape]))));
     return t;
   }
 
@@ -108,7 +110,7 @@ export abstract class Optimizer {
       const finite = this.allFinite();
       if (finite) {
         const prev = this.finiteSteps;
-        this.finiteSteps = prev ? ops.add(prev, finite).realize() : finite;
+        this.finiteSteps = keep(prev ? ops.add(prev, finite).realize() : finite);
         prev?.dispose();
       }
       for (const g of this.groups) {
@@ -149,7 +151,7 @@ export abstract class Optimizer {
     const known = new Set(this.namedParams.map((p) => p.name));
     for (const [key, t] of d.tensors) {
       if (key === 'finiteSteps') {
-        this.finiteSteps = t;
+        this.finiteSteps = keep(t);
         continue;
       }
       const m = /^state\.(.+)\.([^.]+)$/.exec(key);
@@ -157,7 +159,7 @@ export abstract class Optimizer {
       let s = this.state.get(m[1]);
       if (!s) this.state.set(m[1], (s = new Map()));
       s.get(m[2])?.dispose();
-      s.set(m[2], t);
+      s.set(m[2], keep(t));
     }
   }
 

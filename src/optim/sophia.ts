@@ -14,6 +14,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import { noGrad } from '../autograd/graph.ts';
 import type { Tensor } from '../tensor/tensor.ts';
+import { keep } from '../tensor/scope.ts';
 import { checkRange, Optimizer, type BaseOptions, type NamedParam, type ParamGroup } from './optimizer.ts';
 
 export type SophiaForm = 'paper' | 'official';
@@ -124,7 +125,8 @@ export class Sophia extends Optimizer {
     this.unclipped = null;
     this.coords = 0;
     super.step();
-    (this.unclipped as Tensor | null)?.realize();
+    const u = this.unclipped as Tensor | null;
+    if (u) keep(u.realize());
   }
 
   /** Fraction of coordinates not clipped in the last step (a lazy 0-d tensor; healthy: ~0.1–0.5). */

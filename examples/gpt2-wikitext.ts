@@ -1,0 +1,173 @@
+// The main job: GPT-2 trained on WikiText with Sophia, AdamW and SGD, compared in one report.
+//
+//   tsx examples/gpt2-wikitext.ts                       # the default comparison (~5 min on 2 CPU cores)
+//   tsx examples/gpt2-wikitext.ts --optimizer sophia --epochs 5
+//   tsx examples/gpt2-wikitext.ts --help
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createProgress, loadGpt2Tokenizer, resolveCorpus, tokenizeSplit, type DatasetName } from '../src/data/index.ts';
+import * as E from '../src/index.ts';
+import { helpText, parseFlags, UsageError, type FlagSpec } from '../src/train/cli.ts';
+import { writeReport } from '../src/train/report.ts';
+import { trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
+
+const OPTIMIZERS = ['sophia', 'sophia-h', 'adam', 'adamw', 'sgd'] as const;
+const SPEC = {
+  optimizer: { type: 'string', default: 'all', choices: [...OPTIMIZERS, 'all'], help: "optimizer to train with; 'all' runs sophia, adamw and sgd" },
+  epochs: { type: 'number', default: 1, min: 0, exclusive: true, help: 'passes over the training split (ignored with --max-steps)' },
+  maxSteps: { type: 'int', default: 60, min: 1, help: 'optimizer steps per run (given --epochs alone, the epochs decide)' },
+  model: { type: 'string', default: 'tiny', help: 'tiny | small | gpt2 | DIR (a Hugging Face GPT-2 directory to start from)' },
+  nLayer: { type: 'int', default: null, min: 1, help: 'override the preset: number of layers' },
+  nHead: { type: 'int', default: null, min: 1, help: 'override the preset: attention heads' },
+  nEmbd: { type: 'int', default: null, min: 1, help: 'override the preset: width' },
+  dataset: { type: 'string', default: null, choices: ['wikitext-2', 'wikitext-2-raw', 'wikitext-103', 'wikitext-103-raw', 'sotu'], help: 'corpus (default: WikiText-2, or the embedded corpus when WikiText is not found)' },
+  dataDir: { type: 'string', default: null, help: 'folder holding the corpus (else $WIKITEXT_DIR, the user cache, ../shared/data)' },
+  batchSize: { type: 'int', default: 8, min: 1, help: 'sequences per micro-batch' },
+  gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
+  context: { type: 'int', default: 64, min: 2, help: 'tokens per sequence' },
+  lr: { type: 'number', default: null, min: 0, help: 'peak learning rate (default per optimizer: sophia 2e-3, sophia-h 2e-3, adam/adamw 3e-3, sgd 0.3)' },
+  minLr: { type: 'number', default: null, min: 0, help: 'final learning rate of the cosine schedule (default lr/10)' },
+  warmup: { type: 'int', default: 5, min: 0, help: 'linear warm-up steps' },
+  schedule: { type: 'string', default: 'cosine', choices: ['cosine', 'cosine-restarts', 'constant'], help: 'learning-rate schedule after warm-up' },
+  t0: { type: 'int', default: 50, min: 1, help: 'cosine-restarts: steps of the first period' },
+  tMult: { type: 'int', default: 1, min: 1, help: 'cosine-restarts: period growth factor' },
+  weightDecay: { type: 'number', default: 0.1, min: 0, help: 'weight decay (decoupled for adamw and sophia; not applied to biases and LayerNorm)' },
+  gradClip: { type: 'number', default: 1, min: 0, help: 'global gradient-norm clipping (0 = off)' },
+  precision: { type: 'string', default: 'f32', choices: ['f32', 'f16'], help: 'f16 mixed precision (not implemented yet: runs f32 and says so)' },
+  hessEvery: { type: 'int', default: 10, min: 1, help: 'Sophia: refresh the Hessian estimate every k steps' },
+  rho: { type: 'number', default: 0.04, min: 0, exclusive: true, help: 'Sophia (GNB, official form): ρ; the step clips |m|/(ρ·B·h)' },
+  gamma: { type: 'number', default: 0.01, min: 0, exclusive: true, help: 'Sophia-H (Hutchinson, paper form): γ; the step clips m/max(γ·h, ε)' },
+  evalEvery: { type: 'int', default: 20, min: 1, help: 'evaluate every N steps (and at the end)' },
+  evalTokens: { type: 'int', default: 4096, min: 1, help: 'validation tokens per evaluation (a fixed prefix of the split, so runs compare)' },
+  logEvery: { type: 'int', default: 5, min: 1, help: 'read losses back every N steps' },
+  checkpointEvery: { type: 'int', default: 50, min: 0, help: 'write a checkpoint every N steps (0 = only at the end and on Ctrl-C)' },
+  seed: { type: 'int', default: 1337, min: 0, help: 'random seed (initialisation, batches, estimators)' },
+  out: { type: 'string', default: null, help: 'results folder (default results/<timestamp>)' },
+  resume: { type: 'string', default: null, help: 'continue the runs in this results folder from their last checkpoints' },
+  sampleTokens: { type: 'int', default: 40, min: 0, help: 'tokens of text to generate after training' },
+} satisfies Record<string, FlagSpec>;
+
+const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 2e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
+const USAGE = 'usage: tsx examples/gpt2-wikitext.ts [flags]';
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+async function main(): Promise<void> {
+  let flags;
+  try {
+    flags = parseFlags(SPEC, process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}\n${USAGE}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  if (flags.help) {
+    console.log(helpText(USAGE, SPEC));
+    return;
+  }
+  const ctx = await E.init();
+  console.log(`adapter: ${E.describeAdapter(ctx)}`);
+  if (flags.precision === 'f16') console.log('note: --precision f16 is not implemented yet; training in f32.');
+
+  // The data: WikiText-2 by default; this checkout's development copy sits in ../shared/data.
+  const shared = resolve(root, '../shared/data');
+  const dataDir = flags.dataDir ?? (!process.env.WIKITEXT_DIR && existsSync(shared) ? shared : undefined);
+  const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: ['train', 'valid'] });
+  if (corpus.banner) console.log(corpus.banner);
+  const [train, valid] = [await tokenizeSplit(corpus, 'train'), await tokenizeSplit(corpus, 'valid')];
+  console.log(`data: ${corpus.title}: ${train.tokens.length.toLocaleString('en-US')} train / ${valid.tokens.length.toLocaleString('en-US')} valid tokens (${train.fromCache ? 'cached' : 'tokenized'})`);
+  const tok = loadGpt2Tokenizer();
+  const data = { train: train.tokens, valid: valid.tokens, decode: (ids: number[]) => tok.decode(ids), encode: (s: string) => tok.encode(s) };
+
+  const resumeDir = flags.resume;
+  const outRoot = resumeDir ?? flags.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-'));
+  mkdirSync(outRoot, { recursive: true });
+  const names: OptimizerName[] = flags.optimizer === 'all' ? ['sophia', 'adamw', 'sgd'] : [flags.optimizer as OptimizerName];
+
+  let stop = false;
+  process.on('SIGINT', () => {
+    if (stop) process.exit(130);
+    stop = true;
+    console.error('\nCtrl-C: finishing the current step and writing a checkpoint (press again to quit at once)');
+  });
+
+  const runDirs: string[] = [];
+  for (const name of names) {
+    const out = join(outRoot, name);
+    const saved = resumeDir && existsSync(join(out, 'config.json')) ? (JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as TrainConfig) : null;
+    if (resumeDir && saved && existsSync(join(out, 'summary.json'))) {
+      console.log(`${name}: already finished in ${out}`);
+      runDirs.push(out);
+      continue;
+    }
+    const lr = flags.lr ?? DEFAULT_LR[name];
+    const cfg: TrainConfig = saved ?? ({
+      optimizer: name,
+      model: flags.model,
+      nLayer: flags.nLayer,
+      nHead: flags.nHead,
+      nEmbd: flags.nEmbd,
+      batchSize: flags.batchSize,
+      gradAccum: flags.gradAccum,
+      context: flags.context,
+      epochs: flags.epochs!,
+      maxSteps: process.argv.includes('--epochs') && !process.argv.includes('--max-steps') ? null : flags.maxSteps,
+      lr,
+      minLr: flags.minLr ?? lr / 10,
+      warmup: flags.warmup!,
+      schedule: flags.schedule as TrainConfig['schedule'],
+      t0: flags.t0!,
+      tMult: flags.tMult!,
+      weightDecay: flags.weightDecay!,
+      gradClip: flags.gradClip!,
+      hessEvery: flags.hessEvery!,
+      rho: flags.rho!,
+      gamma: flags.gamma!,
+      betas: name === 'sophia' || name === 'sophia-h' ? [0.965, 0.99] : [0.9, 0.95],
+      momentum: 0.9,
+      evalEvery: flags.evalEvery!,
+      evalTokens: flags.evalTokens!,
+      logEvery: flags.logEvery!,
+      checkpointEvery: flags.checkpointEvery!,
+      seed: flags.seed!,
+      out,
+      sampleTokens: flags.sampleTokens!,
+      maxBadSteps: 10,
+    } as TrainConfig);
+    const meta = { dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), node: process.version, engine: '0.1.0' };
+    console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model} ==`);
+    const bar = createProgress({ label: name, total: 1, enabled: process.stderr.isTTY });
+    const summary = await trainRun(cfg, data, meta, {
+      progress: (done, total, note) => {
+        if (process.stderr.isTTY) bar.update(done / total, note);
+        else if (done % (cfg.logEvery * 4) === 0 || done === total) console.log(`[${name}] step ${done}/${total}  ${note}`);
+      },
+      log: (l) => (process.stderr.isTTY ? (process.stderr.write('\r\x1b[K'), console.log(l)) : console.log(l)),
+      shouldStop: () => stop,
+    }, Boolean(saved));
+    bar.finish();
+    runDirs.push(out);
+    if (stop) {
+      console.log(`interrupted; resume with: tsx examples/gpt2-wikitext.ts --resume ${outRoot}`);
+      process.exit(130);
+    }
+    console.log(`${name}: ${summary.tokensPerS.toFixed(0)} tokens/s, final val loss ${summary.valLoss?.toFixed(4)}`);
+  }
+
+  const report = await writeReport(outRoot, runDirs);
+  console.log(`\n${report.table.text}`);
+  for (const dir of runDirs) {
+    const sample = join(dir, 'sample.txt');
+    if (existsSync(sample)) console.log(`sample (${dir.split('/').pop()}): ${readFileSync(sample, 'utf8').trim().slice(0, 300)}\n`);
+  }
+  console.log(`report: ${join(outRoot, 'report.html')}`);
+  ctx.device.destroy();
+}
+
+main().catch((e) => {
+  console.error(`error: ${(e as Error).message}`);
+  if (process.env.DEBUG) console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,60 @@
+// Checkpoints: everything a run needs to continue bit-identically — model weights, optimizer
+// state, data-loader position, random-generator states and how many metric rows were written.
+//
+// A checkpoint is a directory written whole under a temporary name, its files fsynced, then
+// renamed into place; `LATEST` (itself replaced atomically) names the newest one. A run killed at
+// any moment therefore leaves the previous checkpoint intact and pointed to.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } from '../nn/safetensors.ts';
+
+export interface CheckpointData {
+  step: number;
+  /** JSON-serialisable state (loader, generators, optimizer scalars, metrics row count, ...). */
+  state: Record<string, unknown>;
+  /** Named tensors (model parameters and optimizer state), read back from the GPU by the caller. */
+  tensors: Map<string, HostTensor>;
+}
+
+const FORMAT = 1;
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeCheckpoint(root: string, data: CheckpointData, keep = 2): string {
+  mkdirSync(root, { recursive: true });
+  const name = `step-${String(data.step).padStart(8, '0')}`;
+  const tmp = join(root, `.${name}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  writeSafetensors(join(tmp, 'tensors.safetensors'), data.tensors);
+  writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ format: FORMAT, step: data.step, state: data.state }));
+  fsyncDir(tmp);
+  const final = join(root, name);
+  rmSync(final, { recursive: true, force: true });
+  renameSync(tmp, final);
+  fsyncDir(root);
+  writeFileAtomic(join(root, 'LATEST'), name + '\n');
+  // Older checkpoints beyond `keep` are removed only after LATEST points at the new one.
+  const all = readdirSync(root).filter((d) => /^step-\d{8}$/.test(d)).sort();
+  for (const d of all.slice(0, Math.max(0, all.length - keep))) rmSync(join(root, d), { recursive: true, force: true });
+  return final;
+}
+
+export function readLatestCheckpoint(root: string): CheckpointData {
+  const latest = join(root, 'LATEST');
+  if (!existsSync(latest)) throw new Error(`no checkpoint in ${root} (LATEST is missing): nothing to resume`);
+  const dir = join(root, readFileSync(latest, 'utf8').trim());
+  const statePath = join(dir, 'state.json');
+  if (!existsSync(statePath)) throw new Error(`checkpoint ${dir} is incomplete (state.json missing)`);
+  const parsed = JSON.parse(readFileSync(statePath, 'utf8')) as { format: number; step: number; state: Record<string, unknown> };
+  if (parsed.format !== FORMAT) throw new Error(`checkpoint ${dir} has format ${parsed.format}; this version reads format ${FORMAT}`);
+  const { tensors } = readSafetensors(join(dir, 'tensors.safetensors'));
+  return { step: parsed.step, state: parsed.state, tensors };
+}

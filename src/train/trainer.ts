@@ -1,0 +1,370 @@
+// One training run of GPT-2 with one optimizer: the loop, evaluation, metrics, checkpoints,
+// and the final sample. Everything the GPU computes stays there until a log interval, when the
+// step losses, gradient norms and win rates of the interval come back in one readback.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from '../index.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.ts';
+import { functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor } from '../nn/index.ts';
+import * as O from '../optim/index.ts';
+import { readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
+
+export type OptimizerName = 'sophia' | 'sophia-h' | 'adam' | 'adamw' | 'sgd';
+
+export interface TrainConfig {
+  optimizer: OptimizerName;
+  model: string;
+  nLayer: number | null;
+  nHead: number | null;
+  nEmbd: number | null;
+  batchSize: number;
+  gradAccum: number;
+  context: number;
+  epochs: number;
+  maxSteps: number | null;
+  lr: number;
+  minLr: number;
+  warmup: number;
+  schedule: 'cosine' | 'cosine-restarts' | 'constant';
+  t0: number;
+  tMult: number;
+  weightDecay: number;
+  gradClip: number;
+  hessEvery: number;
+  rho: number;
+  gamma: number;
+  betas: [number, number];
+  momentum: number;
+  evalEvery: number;
+  evalTokens: number;
+  logEvery: number;
+  checkpointEvery: number;
+  seed: number;
+  out: string;
+  sampleTokens: number;
+  /** Stop after this many consecutive non-finite losses. */
+  maxBadSteps: number;
+}
+
+export interface TrainData {
+  train: Uint16Array;
+  valid: Uint16Array;
+  decode: (ids: number[]) => string;
+  encode: (text: string) => number[];
+}
+
+export interface RunSummary {
+  optimizer: string;
+  finalTrainLoss: number | null;
+  valLoss: number | null;
+  valPpl: number | null;
+  valAcc: number | null;
+  timePerEpochS: number | null;
+  tokensPerS: number;
+  estimatorOverhead: number | null;
+  steps: number;
+  tokens: number;
+  wallS: number;
+}
+
+export interface Hooks {
+  log?: (line: string) => void;
+  progress?: (done: number, total: number, note: string) => void;
+  /** Polled between steps; true stops the run after writing a checkpoint (Ctrl-C). */
+  shouldStop?: () => boolean;
+}
+
+function buildModel(cfg: TrainConfig): GPT2 {
+  if (['tiny', 'small', 'gpt2'].includes(cfg.model)) {
+    const overrides = Object.fromEntries(Object.entries({ nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd }).filter(([, v]) => v !== null));
+    const c = gpt2Config(cfg.model, overrides);
+    if (cfg.context > c.nPositions) c.nPositions = cfg.context;
+    return new GPT2(c, cfg.seed);
+  }
+  const m = loadGPT2(cfg.model);
+  if (cfg.context > m.config.nPositions) throw new Error(`--context ${cfg.context} exceeds the loaded model's context length ${m.config.nPositions}`);
+  return m;
+}
+
+function buildOptimizer(cfg: TrainConfig, model: GPT2): O.Optimizer {
+  const groups = O.defaultParamGroups(model.namedParameters(), cfg.weightDecay);
+  switch (cfg.optimizer) {
+    case 'sgd':
+      return new O.SGD(groups, { lr: cfg.lr, momentum: cfg.momentum });
+    case 'adam':
+      return new O.Adam(groups, { lr: cfg.lr, betas: cfg.betas });
+    case 'adamw':
+      return new O.AdamW(groups, { lr: cfg.lr, betas: cfg.betas });
+    case 'sophia':
+      // SophiaG in the authors' parameterisation: h holds ĝ⊙ĝ, the step uses ρ·B·h.
+      return new O.Sophia(groups, { lr: cfg.lr, betas: cfg.betas, form: 'official', rho: cfg.rho, hessianEvery: cfg.hessEvery });
+    case 'sophia-h':
+      return new O.Sophia(groups, { lr: cfg.lr, betas: cfg.betas, form: 'paper', gamma: cfg.gamma, hessianEvery: cfg.hessEvery });
+  }
+}
+
+function buildSchedule(cfg: TrainConfig, totalSteps: number): O.Schedule {
+  const after =
+    cfg.schedule === 'constant'
+      ? O.constant(cfg.lr)
+      : cfg.schedule === 'cosine-restarts'
+        ? O.cosineWarmRestarts(cfg.lr, cfg.t0, cfg.tMult, cfg.minLr)
+        : O.cosine(cfg.lr, cfg.minLr, Math.max(1, totalSteps - cfg.warmup));
+  return O.withWarmup(Math.min(cfg.warmup, totalSteps), after);
+}
+
+interface Pending {
+  step: number;
+  epoch: number;
+  tokens: number;
+  lr: number;
+  loss: Tensor;
+  gradNorm: Tensor;
+  winRate: Tensor | null;
+  estimatorMs: number | null;
+}
+
+/** Mean loss, perplexity and next-token accuracy over the first `evalTokens` of the split. */
+async function evaluate(model: GPT2, tokens: Uint16Array, cfg: TrainConfig): Promise<{ valLoss: number; valPpl: number; valAcc: number }> {
+  const slice = tokens.subarray(0, Math.min(tokens.length, cfg.evalTokens + 1));
+  model.eval();
+  let nll: Tensor | null = null;
+  let correct: Tensor | null = null;
+  let count: Tensor | null = null;
+  for (const b of evalBatches(slice, { batchSize: cfg.batchSize, blockSize: cfg.context })) {
+    const s = E.tidy(() =>
+      E.noGrad(() => {
+        const r = model.evalSums(E.tensor(b.inputs, [cfg.batchSize, cfg.context], 'i32'), E.tensor(b.targets, [cfg.batchSize, cfg.context], 'i32'));
+        return {
+          nll: (nll ? E.add(nll, r.nll) : r.nll).realize(),
+          correct: (correct ? E.add(correct, r.correct) : r.correct).realize(),
+          count: (count ? E.add(count, r.count) : r.count).realize(),
+        };
+      }),
+    );
+    [nll, correct, count].forEach((t) => t?.dispose());
+    ({ nll, correct, count } = s);
+  }
+  model.train();
+  const [n, c, k] = await E.concat([nll!, correct!, count!].map((t) => E.reshape(t, [1]))).toArray();
+  const valLoss = n / k;
+  return { valLoss, valPpl: Math.exp(valLoss), valAcc: c / k };
+}
+
+async function hostTensors(prefix: string, named: Iterable<[string, Tensor]>, into: Map<string, HostTensor>): Promise<void> {
+  for (const [name, t] of named) into.set(prefix + name, { dtype: 'F32', shape: [...t.shape], data: await t.toArray() });
+}
+
+/** Runs (or resumes) one training run into cfg.out. */
+export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<string, unknown>, hooks: Hooks = {}, resume = false): Promise<RunSummary> {
+  const log = hooks.log ?? ((l: string) => console.log(l));
+  mkdirSync(cfg.out, { recursive: true });
+  const metricsPath = join(cfg.out, 'metrics.jsonl');
+  const ckptDir = join(cfg.out, 'checkpoints');
+  const model = buildModel(cfg);
+  const opt = buildOptimizer(cfg, model);
+  // In the model's order: functionalCall swaps parameters positionally.
+  const named = model.namedParameters().map(([name, param]) => ({ name, param }));
+  const loader = new BatchLoader(data.train, { batchSize: cfg.batchSize, blockSize: cfg.context, seed: cfg.seed });
+  const estLoader = new BatchLoader(data.train, { batchSize: cfg.batchSize, blockSize: cfg.context, seed: cfg.seed + 1 });
+  const estGen = new E.Generator(cfg.seed + 2);
+  const stepsPerEpoch = Math.max(1, Math.floor(loader.batchesPerEpoch / cfg.gradAccum));
+  const totalSteps = cfg.maxSteps ?? Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
+  const schedule = buildSchedule(cfg, totalSteps);
+  const tokensPerStep = cfg.batchSize * cfg.context * cfg.gradAccum;
+  const isSophia = opt instanceof O.Sophia;
+
+  let step = 0;
+  let metricRows = 0;
+  let trainMs = 0;
+  let estimatorMsTotal = 0;
+  let lastLoss = null as number | null;
+  let lastEval: { valLoss: number; valPpl: number; valAcc: number } | null = null;
+  let badRun = 0;
+
+  if (resume) {
+    const ck = readLatestCheckpoint(ckptDir);
+    const st = ck.state as Record<string, never>;
+    const params = new Map(model.namedParameters());
+    for (const [name, t] of ck.tensors) {
+      if (!name.startsWith('model.')) continue;
+      const p = params.get(name.slice(6));
+      if (!p) throw new Error(`checkpoint holds unknown parameter ${name}`);
+      E.noGrad(() => E.assign(p, E.tensor(t.data as Float32Array, t.shape)));
+    }
+    const optTensors = new Map([...ck.tensors].filter(([n]) => n.startsWith('opt.')).map(([n, t]) => [n.slice(4), E.tensor(t.data as Float32Array, t.shape)] as const));
+    opt.loadStateDict({ json: st.optimizer, tensors: optTensors });
+    loader.restore(st.loader as BatchLoaderState);
+    estLoader.restore(st.estLoader as BatchLoaderState);
+    estGen.state = st.estGen;
+    model.gen.state = st.modelGen;
+    ({ step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval } = st);
+    // Drop metric rows written after the checkpoint: the resumed run writes them again.
+    const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
+    writeFileSync(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join(''));
+    log(`resumed ${cfg.optimizer} from step ${step}`);
+  } else {
+    writeFileSync(metricsPath, '');
+    writeFileSync(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
+  }
+
+  const writeRow = (row: Record<string, unknown>) => {
+    appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+    metricRows++;
+  };
+
+  const checkpoint = async () => {
+    const tensors = new Map<string, HostTensor>();
+    await hostTensors('model.', model.namedParameters(), tensors);
+    const sd = opt.stateDict();
+    await hostTensors('opt.', sd.tensors, tensors);
+    writeCheckpoint(ckptDir, {
+      step,
+      tensors,
+      state: { optimizer: sd.json, loader: loader.state(), estLoader: estLoader.state(), estGen: estGen.state, modelGen: model.gen.state, step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval },
+    });
+  };
+
+  let pending: Pending[] = [];
+  let intervalStart = performance.now();
+  let intervalEstimatorMs = 0;
+  const t0Run = performance.now();
+
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN)]);
+    const vals = await E.concat(scalars.map((t) => E.reshape(t, [1]))).toArray();
+    const elapsed = performance.now() - intervalStart;
+    const perStep = (elapsed - intervalEstimatorMs) / pending.length;
+    trainMs += elapsed;
+    pending.forEach((p, i) => {
+      const [loss, gradNorm, win] = [vals[3 * i], vals[3 * i + 1], vals[3 * i + 2]];
+      if (Number.isFinite(loss)) {
+        lastLoss = loss;
+        badRun = 0;
+      } else {
+        badRun++;
+        log(`step ${p.step}: non-finite loss (${loss}); the optimizer skipped this update`);
+      }
+      writeRow({
+        type: 'train',
+        step: p.step,
+        epoch: p.epoch,
+        tokens: p.tokens,
+        lr: p.lr,
+        loss: Number.isFinite(loss) ? loss : null,
+        gradNorm: Number.isFinite(gradNorm) ? gradNorm : null,
+        winRate: Number.isNaN(win) ? null : win,
+        stepMs: perStep + (p.estimatorMs ?? 0),
+        estimatorMs: p.estimatorMs,
+      });
+    });
+    for (const p of pending) [p.loss, p.gradNorm, p.winRate].forEach((t) => t?.dispose());
+    pending = [];
+    intervalStart = performance.now();
+    intervalEstimatorMs = 0;
+    if (badRun >= cfg.maxBadSteps) {
+      throw new Error(
+        `${cfg.maxBadSteps} consecutive non-finite losses at step ${step}: training diverged. Lower --lr (now ${cfg.lr}) or --grad-clip, ` +
+          `or resume from the last checkpoint in ${ckptDir} (written before the divergence).`,
+      );
+    }
+  };
+
+  while (step < totalSteps) {
+    if (hooks.shouldStop?.()) {
+      await flush();
+      await checkpoint();
+      log(`stopped at step ${step}; checkpoint written to ${ckptDir} (resume with --resume ${cfg.out})`);
+      break;
+    }
+    const lr = schedule(step);
+    opt.lr = lr;
+    let estimatorMs: number | null = null;
+    if (isSophia && (opt as O.Sophia).wantsHessian()) {
+      // Timed on its own (two waits every k steps) so its overhead can be reported.
+      await E.runtime.sync();
+      const te = performance.now();
+      const batch = estLoader.next();
+      E.tidy(() => {
+        const ids = E.tensor(batch.inputs, [cfg.batchSize, cfg.context], 'i32');
+        const tg = E.tensor(batch.targets, [cfg.batchSize, cfg.context], 'i32');
+        const sophia = opt as O.Sophia;
+        const B = cfg.batchSize * cfg.context;
+        const hhat =
+          cfg.optimizer === 'sophia'
+            ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(ids, tg, estGen)), named, B, sophia.form)
+            : O.hutchinsonEstimate((...ps) => functionalCall(model, ps, () => model.loss(ids, tg)), named, estGen);
+        sophia.updateHessian(hhat, B);
+      });
+      await E.runtime.sync();
+      estimatorMs = performance.now() - te;
+      estimatorMsTotal += estimatorMs;
+      intervalEstimatorMs += estimatorMs;
+    }
+    const epoch = Math.floor(step / stepsPerEpoch);
+    const kept = E.tidy(() => {
+      let total: Tensor | null = null;
+      for (let a = 0; a < cfg.gradAccum; a++) {
+        const batch = loader.next();
+        const loss = model.loss(E.tensor(batch.inputs, [cfg.batchSize, cfg.context], 'i32'), E.tensor(batch.targets, [cfg.batchSize, cfg.context], 'i32'));
+        E.backward(cfg.gradAccum > 1 ? E.mul(loss, 1 / cfg.gradAccum) : loss);
+        const l = E.detach(loss);
+        total = total ? E.add(total, l) : l;
+      }
+      const gradNorm = O.clipGradNorm(model.parameters(), cfg.gradClip > 0 ? cfg.gradClip : Infinity);
+      opt.step();
+      opt.zeroGrad();
+      const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
+      return { loss: E.mul(total!, 1 / cfg.gradAccum).realize(), gradNorm, winRate: winRate?.realize() ?? null };
+    });
+    step++;
+    pending.push({ step, epoch, tokens: step * tokensPerStep, lr, estimatorMs, ...kept });
+
+    const atEnd = step === totalSteps;
+    if (step % cfg.logEvery === 0 || atEnd || step % cfg.evalEvery === 0) {
+      await flush();
+      const tokS = (step * tokensPerStep) / (trainMs / 1000);
+      const eta = ((totalSteps - step) * trainMs) / step / 1000;
+      hooks.progress?.(step, totalSteps, `loss ${lastLoss?.toFixed(3) ?? '—'}  lr ${lr.toExponential(2)}  ${tokS.toFixed(0)} tok/s  ETA ${eta.toFixed(0)}s`);
+    }
+    if (step % cfg.evalEvery === 0 || atEnd) {
+      const te = performance.now();
+      lastEval = await evaluate(model, data.valid, cfg);
+      writeRow({ type: 'eval', step, epoch: step / stepsPerEpoch, tokens: step * tokensPerStep, ...lastEval });
+      log(`[${cfg.optimizer}] step ${step}/${totalSteps}  train ${lastLoss?.toFixed(4) ?? '—'}  val ${lastEval.valLoss.toFixed(4)}  ppl ${lastEval.valPpl.toFixed(1)}  acc ${(lastEval.valAcc * 100).toFixed(2)}%`);
+      intervalStart += performance.now() - te; // evaluation time is not training time
+    }
+    if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && !atEnd) await checkpoint();
+  }
+  await flush();
+  if (step < totalSteps) return summarise();
+
+  await checkpoint();
+  await saveGPT2(model, join(cfg.out, 'model'));
+  const prompt = data.encode('The');
+  const sample = await generate(model, prompt, { maxNewTokens: cfg.sampleTokens, temperature: 0.8, topK: 40, seed: cfg.seed });
+  writeFileSync(join(cfg.out, 'sample.txt'), data.decode([...prompt, ...sample]) + '\n');
+  const summary = summarise();
+  writeFileSync(join(cfg.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  model.dispose();
+  return summary;
+
+  function summarise(): RunSummary {
+    const trainS = trainMs / 1000;
+    return {
+      optimizer: cfg.optimizer,
+      finalTrainLoss: lastLoss,
+      valLoss: lastEval?.valLoss ?? null,
+      valPpl: lastEval?.valPpl ?? null,
+      valAcc: lastEval?.valAcc ?? null,
+      timePerEpochS: step >= stepsPerEpoch ? (trainS / step) * stepsPerEpoch : null,
+      tokensPerS: (step * tokensPerStep) / trainS,
+      estimatorOverhead: isSophia && trainMs > 0 ? estimatorMsTotal / trainMs : null,
+      steps: step,
+      tokens: step * tokensPerStep,
+      wallS: (performance.now() - t0Run) / 1000,
+    };
+  }
+}
