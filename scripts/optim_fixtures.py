@@ -36,6 +36,21 @@ def run(cls, kwargs):
     return {'params': [p.flatten().tolist() for p in params], 'grads': [[g.flatten().tolist() for g in gs] for gs in grads], 'after': after}
 
 
+def run_groups():
+    """AdamW with two parameter groups: decay and lr ×1 for the matrix, no decay and lr ×0.5 for the vector."""
+    params, grads = tensors()
+    ps = [p.clone().requires_grad_() for p in params]
+    opt = torch.optim.AdamW([{'params': [ps[0]], 'weight_decay': 0.1, 'lr': 0.02}, {'params': [ps[1]], 'weight_decay': 0.0, 'lr': 0.01}],
+                            lr=0.02, betas=(0.9, 0.95))
+    after = []
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = g.clone()
+        opt.step()
+        after.append([p.detach().flatten().tolist() for p in ps])
+    return {'params': [p.flatten().tolist() for p in params], 'grads': [[g.flatten().tolist() for g in gs] for gs in grads], 'after': after}
+
+
 def sophiag_official(lr, betas, rho, wd, bs, k):
     """The authors' SophiaG: hessian EMA of g⊙g from sampled-label gradients every k steps;
     step: θ ← θ(1 − lr·wd); m ← β1 m + (1−β1) g; θ ← θ − lr·sign(m)·min(|m|/(ρ·bs·h + 1e-15), 1)."""
@@ -72,6 +87,19 @@ def schedules():
             opt.step()
             sch.step()
         out[name] = {'lr': 0.1, 't0': t0, 'tMult': tmult, 'minLr': eta_min, 'lrs': lrs}
+    # Linear warm-up (from lr/W to lr over W steps) then cosine decay to a minimum over T steps:
+    # SequentialLR(LinearLR(1/W, total_iters=W-1), CosineAnnealingLR(T, eta_min), milestones=[W]).
+    for name, (w, t, eta_min) in {'warmup_cosine': (5, 20, 0.001)}.items():
+        opt = torch.optim.SGD(p, lr=0.1)
+        sch = torch.optim.lr_scheduler.SequentialLR(opt, [
+            torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / w, end_factor=1.0, total_iters=w - 1),
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t, eta_min=eta_min)], milestones=[w])
+        lrs = []
+        for _ in range(w + t):
+            lrs.append(opt.param_groups[0]['lr'])
+            opt.step()
+            sch.step()
+        out[name] = {'lr': 0.1, 'warmup': w, 'total': t, 'minLr': eta_min, 'lrs': lrs}
     return out
 
 
@@ -97,6 +125,9 @@ def main():
         'adam': run(torch.optim.Adam, dict(lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.01)),
         'adam_amsgrad': run(torch.optim.Adam, dict(lr=0.01, betas=(0.8, 0.9), amsgrad=True)),
         'adamw': run(torch.optim.AdamW, dict(lr=0.01, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)),
+        'adamw_amsgrad': run(torch.optim.AdamW, dict(lr=0.01, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.05, amsgrad=True)),
+        'sgd_dampening': run(torch.optim.SGD, dict(lr=0.1, momentum=0.5, dampening=0.5)),
+        'adamw_groups': run_groups(),
         'sophiag': sophiag_official(lr=0.02, betas=(0.965, 0.99), rho=0.04, wd=0.1, bs=16, k=3),
         'schedules': schedules(),
         'clip': clipping(),

@@ -22,14 +22,41 @@ export interface ParamGroup {
   options: GroupOptions;
 }
 
-/** What a step does when some gradient holds NaN or ±inf. */
+/**
+ * What a step does when some gradient holds NaN or ±inf. 'skip' (default): the whole update is
+ * masked on the GPU (parameters and state keep their values) and the step is counted as skipped,
+ * with no readback; call `checkFinite()` (one readback) to stop a run instead. 'update': no check.
+ */
 export type NonFinitePolicy = 'skip' | 'update';
 
 export interface BaseOptions {
   lr: number;
   weightDecay?: number;
-  /** 'skip' (default): leave parameters and state unchanged for that step, and count it. */
   nonFinite?: NonFinitePolicy;
+  /** Compute the global gradient norm in every step, for diagnostics() (one reduction, no readback). */
+  trackGradNorm?: boolean;
+}
+
+/** Thrown by checkFinite() when steps were skipped because of non-finite gradients. */
+export class NonFiniteGradientError extends Error {
+  constructor(readonly skipped: number, readonly steps: number) {
+    super(`non-finite gradients: ${skipped} of ${steps} optimizer steps were skipped (parameters and state were left unchanged)`);
+    this.name = 'NonFiniteGradientError';
+  }
+}
+
+/** Lazy diagnostics of the last step: 0-d tensors, read only when asked (readDiagnostics). */
+export interface Diagnostics {
+  lr: number;
+  step: number;
+  /** Global L2 norm of the gradients the last step saw (with trackGradNorm). */
+  gradNorm: Tensor | null;
+  /** Steps skipped so far because of non-finite gradients (nonFinite: 'skip'). */
+  skippedSteps: Tensor | null;
+  /** Sophia: fraction of coordinates not clipped in the last step. */
+  winRate?: Tensor | null;
+  /** Sophia: per-parameter mean and max of h. */
+  hStats?: Map<string, { mean: Tensor; max: Tensor }>;
 }
 
 export function checkRange(what: string, v: number, lo: number, hi: number, opts: { loOpen?: boolean; hiOpen?: boolean } = {}): void {
@@ -48,8 +75,13 @@ export function defaultParamGroups(named: readonly NamedParam[] | readonly [stri
 
 export abstract class Optimizer {
   readonly groups: ParamGroup[];
-  lr: number;
+  private _lr = 0;
   readonly nonFinite: NonFinitePolicy;
+  readonly trackGradNorm: boolean;
+  /** Global gradient norm seen by the last step (trackGradNorm), a 0-d tensor. */
+  private gradNorm: Tensor | null = null;
+  /** Skipped-step count already reported by checkFinite(). */
+  private reportedSkips = 0;
   /** Steps taken (including skipped ones). */
   stepCount = 0;
   /** Per-parameter state tensors, created on first use: state.get(name).get('m'). */
@@ -60,8 +92,10 @@ export abstract class Optimizer {
   constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: BaseOptions) {
     checkRange('lr', opts.lr, 0, Infinity);
     checkRange('weightDecay', opts.weightDecay ?? 0, 0, Infinity);
-    this.lr = opts.lr;
+    this._lr = opts.lr;
     this.nonFinite = opts.nonFinite ?? 'skip';
+    if (this.nonFinite !== 'skip' && this.nonFinite !== 'update') throw new RangeError(`nonFinite must be 'skip' or 'update', got '${String(this.nonFinite)}'`);
+    this.trackGradNorm = opts.trackGradNorm ?? false;
     const groups = params.length > 0 && 'params' in params[0] ? (params as ParamGroup[]) : [{ params: params as NamedParam[], options: {} }];
     this.groups = groups.map((g) => ({ params: g.params, options: { weightDecay: opts.weightDecay ?? 0, lrScale: 1, ...g.options } }));
     const seen = new Set<string>();
@@ -70,6 +104,15 @@ export abstract class Optimizer {
         if (seen.has(p.name)) throw new Error(`optimizer: parameter '${p.name}' appears twice`);
         seen.add(p.name);
       }
+  }
+
+  /** The base learning rate (each group multiplies it by its lrScale); a schedule sets it. */
+  get lr(): number {
+    return this._lr;
+  }
+  set lr(v: number) {
+    checkRange('lr', v, 0, Infinity);
+    this._lr = v;
   }
 
   get namedParams(): NamedParam[] {
@@ -107,6 +150,11 @@ export abstract class Optimizer {
   step(): void {
     noGrad(() => {
       this.stepCount++;
+      if (this.trackGradNorm) {
+        this.gradNorm?.dispose();
+        const grads = this.namedParams.flatMap((p) => (p.param.grad ? [p.param.grad] : []));
+        this.gradNorm = grads.length ? keep(ops.sqrt(grads.map((g) => ops.sum(ops.mul(g, g))).reduce((a, b) => ops.add(a, b))).realize()) : null;
+      }
       const finite = this.allFinite();
       if (finite) {
         const prev = this.finiteSteps;
@@ -124,6 +172,44 @@ export abstract class Optimizer {
   /** Steps skipped because of non-finite gradients (reads one number back). */
   async skippedSteps(): Promise<number> {
     return this.finiteSteps ? this.stepCount - (await this.finiteSteps.item()) : 0;
+  }
+
+  /**
+   * Throws NonFiniteGradientError if steps were skipped since the last call (one readback: call
+   * it at log intervals, or after every step to stop at the first bad one).
+   */
+  async checkFinite(): Promise<void> {
+    const skipped = await this.skippedSteps();
+    if (skipped > this.reportedSkips) {
+      this.reportedSkips = skipped;
+      throw new NonFiniteGradientError(skipped, this.stepCount);
+    }
+  }
+
+  /** Lazy diagnostics of the last step (no GPU work, no readback). */
+  diagnostics(): Diagnostics {
+    return {
+      lr: this.lr,
+      step: this.stepCount,
+      gradNorm: this.gradNorm,
+      skippedSteps: this.finiteSteps ? ops.sub(this.stepCount, this.finiteSteps) : null,
+    };
+  }
+
+  /** Reads diagnostics() back as numbers (one readback for all of them). */
+  async readDiagnostics(): Promise<Record<string, number | null>> {
+    const d = this.diagnostics();
+    const entries: [string, Tensor | null][] = [
+      ['gradNorm', d.gradNorm],
+      ['skippedSteps', d.skippedSteps],
+      ['winRate', d.winRate ?? null],
+    ];
+    for (const [name, st] of d.hStats ?? []) entries.push([`h.${name}.mean`, st.mean], [`h.${name}.max`, st.max]);
+    const present = entries.filter((e): e is [string, Tensor] => e[1] !== null);
+    const vals = present.length ? await ops.concat(present.map(([, t]) => ops.reshape(t, [1]))).toArray() : new Float32Array();
+    const out: Record<string, number | null> = { lr: d.lr, step: d.step };
+    for (const [name, t] of entries) out[name] = t === null ? null : vals[present.findIndex((e) => e[0] === name)];
+    return out;
   }
 
   protected abstract update(p: NamedParam, grad: Tensor, lr: number, weightDecay: number, finite: Tensor | null): void;
@@ -146,6 +232,7 @@ export abstract class Optimizer {
   loadStateDict(d: { json: Record<string, unknown>; tensors: Map<string, Tensor> }): void {
     if (d.json.kind !== this.constructor.name) throw new Error(`loadStateDict: state is for ${String(d.json.kind)}, this optimizer is ${this.constructor.name}`);
     this.lr = d.json.lr as number;
+    this.reportedSkips = 0;
     this.stepCount = d.json.stepCount as number;
     this.loadExtraState(d.json);
     const known = new Set(this.namedParams.map((p) => p.name));
@@ -156,6 +243,8 @@ export abstract class Optimizer {
       }
       const m = /^state\.(.+)\.([^.]+)$/.exec(key);
       if (!m || !known.has(m[1])) throw new Error(`loadStateDict: unexpected tensor '${key}'`);
+      const param = this.namedParams.find((p) => p.name === m[1])!.param;
+      if (t.shape.join() !== param.shape.join()) throw new Error(`loadStateDict: '${key}' has shape [${t.shape}], parameter '${m[1]}' has [${param.shape}]`);
       let s = this.state.get(m[1]);
       if (!s) this.state.set(m[1], (s = new Map()));
       s.get(m[2])?.dispose();

@@ -14,8 +14,8 @@
 import * as ops from '../autograd/ops/index.ts';
 import { noGrad } from '../autograd/graph.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { keep } from '../tensor/scope.ts';
-import { checkRange, Optimizer, type BaseOptions, type NamedParam, type ParamGroup } from './optimizer.ts';
+import { keep, tidy } from '../tensor/scope.ts';
+import { checkRange, Optimizer, type BaseOptions, type Diagnostics, type NamedParam, type ParamGroup } from './optimizer.ts';
 
 export type SophiaForm = 'paper' | 'official';
 
@@ -35,7 +35,22 @@ export interface SophiaOptions extends BaseOptions {
   biasCorrection?: boolean;
   /** Never refresh h (h stays 0): the step becomes sign-momentum, the h → 0 limit. */
   signMomentum?: boolean;
+  /** The clip: each coordinate's step is clipped to [−c, c]·η (default c = 1, the paper's). */
+  clipThreshold?: number;
+  /**
+   * Called by step() before steps 1, k+1, 2k+1, ... to produce ĥ (e.g. with gnbFromLogits or
+   * hutchinsonEstimate on the estimator's own minibatch). Without it, the trainer asks
+   * wantsHessian() and calls updateHessian() itself.
+   */
+  estimator?: HessianEstimator;
 }
+
+/** ĥ per parameter name and the estimator batch's token count B. */
+export interface HessianEstimate {
+  hhat: ReadonlyMap<string, Tensor>;
+  batchTokens: number;
+}
+export type HessianEstimator = (opt: Sophia) => HessianEstimate;
 
 export class Sophia extends Optimizer {
   readonly betas: [number, number];
@@ -46,6 +61,8 @@ export class Sophia extends Optimizer {
   readonly hessianEvery: number;
   readonly biasCorrection: boolean;
   readonly signMomentum: boolean;
+  readonly clipThreshold: number;
+  readonly estimator: HessianEstimator | null;
   /** Refreshes of h so far, and the token count B of the last estimator batch (official form). */
   refreshes = 0;
   batchTokens = 1;
@@ -63,6 +80,9 @@ export class Sophia extends Optimizer {
     this.hessianEvery = opts.hessianEvery ?? 10;
     this.biasCorrection = opts.biasCorrection ?? false;
     this.signMomentum = opts.signMomentum ?? false;
+    this.clipThreshold = opts.clipThreshold ?? 1;
+    this.estimator = opts.estimator ?? null;
+    checkRange('clipThreshold', this.clipThreshold, 0, Infinity, { loOpen: true });
     checkRange('beta1', this.betas[0], 0, 1, { hiOpen: true });
     checkRange('beta2', this.betas[1], 0, 1, { hiOpen: true });
     checkRange('gamma', this.gamma, 0, Infinity, { loOpen: true });
@@ -105,22 +125,28 @@ export class Sophia extends Optimizer {
     let h: Tensor = this.buf(p, 'h');
     if (this.biasCorrection && this.refreshes > 0) h = ops.div(h, 1 - b2 ** this.refreshes);
     const theta = wd !== 0 ? ops.mul(p.param, 1 - lr * wd) : p.param;
+    const c = this.clipThreshold;
     let step: Tensor;
     let ratio: Tensor;
     if (this.form === 'paper') {
       ratio = ops.div(m, ops.maximum(ops.mul(h, this.gamma), this.eps));
-      step = ops.minimum(ops.maximum(ratio, -1), 1);
+      step = ops.minimum(ops.maximum(ratio, -c), c);
     } else {
       ratio = ops.div(ops.abs(m), ops.add(ops.mul(h, this.rho * this.batchTokens), 1e-15));
-      step = ops.mul(ops.sign(m), ops.minimum(ratio, 1));
+      step = ops.mul(ops.sign(m), ops.minimum(ratio, c));
     }
-    const count = ops.sum(ops.lt(ops.abs(ratio), 1));
+    const count = ops.sum(ops.lt(ops.abs(ratio), c));
     this.unclipped = this.unclipped ? ops.add(this.unclipped, count) : count;
     this.coords += p.param.size;
     this.write(p.param, ops.sub(theta, ops.mul(step, lr)), finite);
   }
 
   override step(): void {
+    if (this.estimator && this.wantsHessian()) {
+      const est = tidy(() => this.estimator!(this));
+      this.updateHessian(est.hhat, est.batchTokens);
+      for (const t of est.hhat.values()) t.dispose();
+    }
     this.unclipped?.dispose();
     this.unclipped = null;
     this.coords = 0;
@@ -132,6 +158,10 @@ export class Sophia extends Optimizer {
   /** Fraction of coordinates not clipped in the last step (a lazy 0-d tensor; healthy: ~0.1–0.5). */
   winRate(): Tensor | null {
     return this.unclipped ? ops.mul(this.unclipped, 1 / this.coords) : null;
+  }
+
+  override diagnostics(): Diagnostics {
+    return { ...super.diagnostics(), winRate: this.winRate(), hStats: this.hStats() };
   }
 
   /** Per-parameter mean and max of h (lazy 0-d tensors), for diagnostics. */

@@ -31,7 +31,7 @@ describe('Sophia', () => {
         const p = param(s, h.seed);
         const opt = new O.Sophia([p], { lr: h.lr, weightDecay: h.wd, betas: [h.b1, h.b2], gamma: h.gamma, rho: h.gamma, form, hessianEvery: 2 });
         for (let t = 0; t < h.steps; t++) {
-          if (opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(values(p.param.size, h.seed + 50 + t), [...s]))]]), 8);
+          if (opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(Float32Array.from(values(p.param.size, h.seed + 50 + t)), [...s]))]]), 8);
           const before = await p.param.toArray();
           setGrad(p, h.seed + t, 3);
           opt.step();
@@ -118,7 +118,7 @@ describe('sign symmetry and fixed points', () => {
               : new O.Sophia([p], { lr: h.lr, weightDecay: 0, betas: [h.b1, h.b2], gamma: h.gamma, hessianEvery: 1 });
           const start = await p.param.toArray();
           for (let t = 0; t < h.steps; t++) {
-            if (opt instanceof O.Sophia) opt.updateHessian(new Map([['w', E.abs(E.tensor(values(p.param.size, h.seed + 40 + t), [...s]))]]), 2);
+            if (opt instanceof O.Sophia) opt.updateHessian(new Map([['w', E.abs(E.tensor(Float32Array.from(values(p.param.size, h.seed + 40 + t)), [...s]))]]), 2);
             setGrad(p, h.seed + t, sign);
             opt.step();
           }
@@ -176,7 +176,7 @@ describe('state dicts', () => {
       const make = (p: O.NamedParam) =>
         kind === 'sgd' ? new O.SGD([p], { lr: 0.05, momentum: 0.9 }) : kind === 'adam' ? new O.AdamW([p], { lr: 0.01 }) : new O.Sophia([p], { lr: 0.01, hessianEvery: 2 });
       const step = (opt: O.Optimizer, p: O.NamedParam, t: number) => {
-        if (opt instanceof O.Sophia && opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(values(6, 300 + t), [3, 2]))]]), 4);
+        if (opt instanceof O.Sophia && opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(Float32Array.from(values(6, 300 + t)), [3, 2]))]]), 4);
         setGrad(p, 100 + t);
         opt.step();
       };

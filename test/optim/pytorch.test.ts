@@ -33,6 +33,15 @@ describe('matches torch.optim', () => {
   it('Adam (coupled weight decay)', () => replay(fx.adam, (p) => new O.Adam(p, { lr: 0.01, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.01 })));
   it('Adam with amsgrad', () => replay(fx.adam_amsgrad, (p) => new O.Adam(p, { lr: 0.01, betas: [0.8, 0.9], amsgrad: true })));
   it('AdamW (decoupled weight decay)', () => replay(fx.adamw, (p) => new O.AdamW(p, { lr: 0.01, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1 })));
+  it('AdamW with amsgrad', () => replay(fx.adamw_amsgrad, (p) => new O.AdamW(p, { lr: 0.01, betas: [0.9, 0.99], eps: 1e-6, weightDecay: 0.05, amsgrad: true })));
+  it('SGD with dampening (no Nesterov, no decay)', () => replay(fx.sgd_dampening, (p) => new O.SGD(p, { lr: 0.1, momentum: 0.5, dampening: 0.5 })));
+  it('AdamW with parameter groups (per-group weight decay and learning rate)', () =>
+    replay(fx.adamw_groups, (p) => {
+      const groups = O.defaultParamGroups(p, 0.1); // [3, 4] decays, [5] does not
+      expect(groups.map((g) => g.params.map((q) => q.name))).toEqual([['p0'], ['p1']]);
+      groups[1].options.lrScale = 0.5;
+      return new O.AdamW(groups, { lr: 0.02, betas: [0.9, 0.95] });
+    }));
   it("Sophia's official form equals the authors' SophiaG update", () => {
     const s = fx.sophiag;
     const o = s.options;
@@ -43,7 +52,7 @@ describe('matches torch.optim', () => {
         const sophia = opt as O.Sophia;
         if (!sophia.wantsHessian()) return;
         // ĥ in the official form is ĝ⊙ĝ (B is applied in the step).
-        const hhat = new Map(s.hessianGrads[t].map((g: number[], i: number) => [`p${i}`, E.mul(E.tensor(g, shapes[i]), E.tensor(g, shapes[i]))] as const));
+        const hhat = new Map<string, E.Tensor>(s.hessianGrads[t].map((g: number[], i: number) => [`p${i}`, E.mul(E.tensor(g, shapes[i]), E.tensor(g, shapes[i]))] as const));
         sophia.updateHessian(hhat, o.batchTokens);
       },
     );
@@ -58,6 +67,11 @@ describe('schedules and clipping match torch', () => {
       expectClose(c.lrs.map((_: number, i: number) => sch(i)), c.lrs, 1e-9, 1e-12, name);
     });
   }
+  it('linear warm-up then cosine decay (SequentialLR(LinearLR, CosineAnnealingLR))', () => {
+    const c = fx.schedules.warmup_cosine;
+    const sch = O.withWarmup(c.warmup, O.cosine(c.lr, c.minLr, c.total));
+    expectClose(c.lrs.map((_: number, i: number) => sch(i)), c.lrs, 1e-9, 1e-12, 'warmup_cosine');
+  });
   it('warm-up then cosine decay', () => {
     const s = O.withWarmup(10, O.cosine(1e-3, 1e-4, 90));
     expect(s(0)).toBeCloseTo(1e-4, 12);
