@@ -23,14 +23,15 @@ def tensors():
     return params, grads
 
 
-def run(cls, kwargs):
+def run(cls, kwargs, late=0):
+    """`late`: the second parameter has no gradient (None) in the first `late` steps."""
     params, grads = tensors()
     ps = [p.clone().requires_grad_() for p in params]
     opt = cls(ps, **kwargs)
     after = []
-    for gs in grads:
-        for p, g in zip(ps, gs):
-            p.grad = g.clone()
+    for t, gs in enumerate(grads):
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            p.grad = None if (i == 1 and t < late) else g.clone()
         opt.step()
         after.append([p.detach().flatten().tolist() for p in ps])
     return {'params': [p.flatten().tolist() for p in params], 'grads': [[g.flatten().tolist() for g in gs] for gs in grads], 'after': after}
@@ -128,6 +129,10 @@ def main():
         'adamw_amsgrad': run(torch.optim.AdamW, dict(lr=0.01, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.05, amsgrad=True)),
         'sgd_dampening': run(torch.optim.SGD, dict(lr=0.1, momentum=0.5, dampening=0.5)),
         'adamw_groups': run_groups(),
+        # The second parameter has no gradient in steps 1-2: its bias correction and momentum
+        # initialisation follow its own step count, as torch's per-parameter state['step'].
+        'adam_late': run(torch.optim.Adam, dict(lr=0.01, betas=(0.9, 0.99)), late=2),
+        'sgd_late': run(torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.3), late=2),
         'sophiag': sophiag_official(lr=0.02, betas=(0.965, 0.99), rho=0.04, wd=0.1, bs=16, k=3),
         'schedules': schedules(),
         'clip': clipping(),

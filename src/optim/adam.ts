@@ -28,9 +28,8 @@ export class Adam extends Optimizer {
     checkRange('eps', this.eps, 0, Infinity);
   }
 
-  protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null): void {
+  protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null, t: number): void {
     const [b1, b2] = this.betas;
-    const t = this.stepCount;
     let theta: Tensor = p.param;
     let g = grad;
     if (wd !== 0) {

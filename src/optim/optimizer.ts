@@ -84,6 +84,8 @@ export abstract class Optimizer {
   private reportedSkips = 0;
   /** Steps taken (including skipped ones). */
   stepCount = 0;
+  /** Per parameter: steps in which it had a gradient (torch's per-parameter state['step']). */
+  protected readonly paramSteps = new Map<string, number>();
   /** Per-parameter state tensors, created on first use: state.get(name).get('m'). */
   protected readonly state = new Map<string, Map<string, Tensor>>();
   /** 1 for each step whose gradients were all finite, summed lazily on the GPU. */
@@ -163,7 +165,12 @@ export abstract class Optimizer {
       }
       for (const g of this.groups) {
         const lr = this.lr * (g.options.lrScale ?? 1);
-        for (const p of g.params) if (p.param.grad) this.update(p, p.param.grad, lr, g.options.weightDecay ?? 0, finite);
+        for (const p of g.params) {
+          if (!p.param.grad) continue;
+          const t = (this.paramSteps.get(p.name) ?? 0) + 1;
+          this.paramSteps.set(p.name, t);
+          this.update(p, p.param.grad, lr, g.options.weightDecay ?? 0, finite, t);
+        }
       }
       if (finite && finite !== this.finiteSteps) finite.dispose();
     });
@@ -212,7 +219,8 @@ export abstract class Optimizer {
     return out;
   }
 
-  protected abstract update(p: NamedParam, grad: Tensor, lr: number, weightDecay: number, finite: Tensor | null): void;
+  /** Updates one parameter; `t` counts the steps in which this parameter had a gradient (1 first). */
+  protected abstract update(p: NamedParam, grad: Tensor, lr: number, weightDecay: number, finite: Tensor | null, t: number): void;
 
   zeroGrad(): void {
     for (const { param } of this.namedParams) {
@@ -226,7 +234,7 @@ export abstract class Optimizer {
     const tensors = new Map<string, Tensor>();
     for (const [name, s] of this.state) for (const [k, t] of s) tensors.set(`state.${name}.${k}`, t);
     if (this.finiteSteps) tensors.set('finiteSteps', this.finiteSteps);
-    return { json: { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, ...this.extraState() }, tensors };
+    return { json: { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, paramSteps: Object.fromEntries(this.paramSteps), ...this.extraState() }, tensors };
   }
 
   loadStateDict(d: { json: Record<string, unknown>; tensors: Map<string, Tensor> }): void {
@@ -234,6 +242,8 @@ export abstract class Optimizer {
     this.lr = d.json.lr as number;
     this.reportedSkips = 0;
     this.stepCount = d.json.stepCount as number;
+    this.paramSteps.clear();
+    for (const [name, t] of Object.entries((d.json.paramSteps ?? {}) as Record<string, number>)) this.paramSteps.set(name, t);
     this.loadExtraState(d.json);
     const known = new Set(this.namedParams.map((p) => p.name));
     for (const [key, t] of d.tensors) {

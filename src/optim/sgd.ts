@@ -25,12 +25,12 @@ export class SGD extends Optimizer {
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires momentum > 0 and dampening = 0');
   }
 
-  protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null): void {
+  protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null, t: number): void {
     let g = wd !== 0 ? ops.add(grad, ops.mul(p.param, wd)) : grad;
     if (this.momentum !== 0) {
       const b = this.buf(p, 'momentum');
-      // torch initialises the buffer with the first gradient (no dampening on step 1).
-      const next = this.stepCount === 1 ? g : ops.add(ops.mul(b, this.momentum), ops.mul(g, 1 - this.dampening));
+      // torch initialises the buffer with the parameter's first gradient (no dampening then).
+      const next = t === 1 ? g : ops.add(ops.mul(b, this.momentum), ops.mul(g, 1 - this.dampening));
       this.write(b, next, finite);
       g = this.nesterov ? ops.add(g, ops.mul(b, this.momentum)) : b;
     }

@@ -10,7 +10,10 @@
 //   'paper'    ĥ_GNB = B·ĝ⊙ĝ is stored in h; ratio = m / max(γ·h, ε)
 //   'official' (the authors' SophiaG code) h stores ĝ⊙ĝ without B; step = sign(m)·min(|m| / (ρ·B·h + 1e-15), 1)
 // With γ = ρ they are the same update; B is the token count of the estimator batch, never a
-// hard-coded constant. Hutchinson estimates (ĥ = u⊙Hu) carry no B in either form.
+// hard-coded constant. Hutchinson estimates (ĥ = u⊙Hu) carry no B: use them with the paper form
+// (or pass batchTokens = 1 to updateHessian in the official form). Options: clipThreshold (the
+// clip's bound, default 1), biasCorrection (h / (1 − β2^refreshes)), signMomentum (h ≡ 0).
+// docs/optim.md explains each variation.
 import * as ops from '../autograd/ops/index.ts';
 import { noGrad } from '../autograd/graph.ts';
 import type { Tensor } from '../tensor/tensor.ts';
@@ -43,6 +46,8 @@ export interface SophiaOptions extends BaseOptions {
    * wantsHessian() and calls updateHessian() itself.
    */
   estimator?: HessianEstimator;
+  /** Count unclipped coordinates each step for winRate() (default true; one reduction per parameter). */
+  trackWinRate?: boolean;
 }
 
 /** ĥ per parameter name and the estimator batch's token count B. */
@@ -63,6 +68,7 @@ export class Sophia extends Optimizer {
   readonly signMomentum: boolean;
   readonly clipThreshold: number;
   readonly estimator: HessianEstimator | null;
+  readonly trackWinRate: boolean;
   /** Refreshes of h so far, and the token count B of the last estimator batch (official form). */
   refreshes = 0;
   batchTokens = 1;
@@ -82,6 +88,7 @@ export class Sophia extends Optimizer {
     this.signMomentum = opts.signMomentum ?? false;
     this.clipThreshold = opts.clipThreshold ?? 1;
     this.estimator = opts.estimator ?? null;
+    this.trackWinRate = opts.trackWinRate ?? true;
     checkRange('clipThreshold', this.clipThreshold, 0, Infinity, { loOpen: true });
     checkRange('beta1', this.betas[0], 0, 1, { hiOpen: true });
     checkRange('beta2', this.betas[1], 0, 1, { hiOpen: true });
@@ -135,9 +142,11 @@ export class Sophia extends Optimizer {
       ratio = ops.div(ops.abs(m), ops.add(ops.mul(h, this.rho * this.batchTokens), 1e-15));
       step = ops.mul(ops.sign(m), ops.minimum(ratio, c));
     }
-    const count = ops.sum(ops.lt(ops.abs(ratio), c));
-    this.unclipped = this.unclipped ? ops.add(this.unclipped, count) : count;
-    this.coords += p.param.size;
+    if (this.trackWinRate) {
+      const count = ops.sum(ops.lt(ops.abs(ratio), c));
+      this.unclipped = this.unclipped ? ops.add(this.unclipped, count) : count;
+      this.coords += p.param.size;
+    }
     this.write(p.param, ops.sub(theta, ops.mul(step, lr)), finite);
   }
 

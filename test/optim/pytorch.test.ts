@@ -14,11 +14,11 @@ beforeAll(async () => {
 
 type Case = { params: number[][]; grads: number[][][]; after: number[][][] };
 
-async function replay(c: Case, make: (named: O.NamedParam[]) => O.Optimizer, beforeStep?: (opt: O.Optimizer, t: number, named: O.NamedParam[]) => void) {
+async function replay(c: Case, make: (named: O.NamedParam[]) => O.Optimizer, beforeStep?: (opt: O.Optimizer, t: number, named: O.NamedParam[]) => void, late = 0) {
   const named = c.params.map((p, i) => ({ name: `p${i}`, param: E.tensor(p, shapes[i]).requiresGrad_() }));
   const opt = make(named);
   for (let t = 0; t < c.grads.length; t++) {
-    named.forEach((n, i) => (n.param.grad = E.tensor(c.grads[t][i], shapes[i])));
+    named.forEach((n, i) => (n.param.grad = i === 1 && t < late ? null : E.tensor(c.grads[t][i], shapes[i])));
     beforeStep?.(opt, t, named);
     opt.step();
     // f32 against torch's float64: relative 1e-5 on the parameters.
@@ -35,6 +35,10 @@ describe('matches torch.optim', () => {
   it('AdamW (decoupled weight decay)', () => replay(fx.adamw, (p) => new O.AdamW(p, { lr: 0.01, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1 })));
   it('AdamW with amsgrad', () => replay(fx.adamw_amsgrad, (p) => new O.AdamW(p, { lr: 0.01, betas: [0.9, 0.99], eps: 1e-6, weightDecay: 0.05, amsgrad: true })));
   it('SGD with dampening (no Nesterov, no decay)', () => replay(fx.sgd_dampening, (p) => new O.SGD(p, { lr: 0.1, momentum: 0.5, dampening: 0.5 })));
+  it('Adam and SGD when a parameter has no gradient in the first steps (per-parameter step counts)', async () => {
+    await replay(fx.adam_late, (p) => new O.Adam(p, { lr: 0.01, betas: [0.9, 0.99] }), undefined, 2);
+    await replay(fx.sgd_late, (p) => new O.SGD(p, { lr: 0.1, momentum: 0.9, dampening: 0.3 }), undefined, 2);
+  });
   it('AdamW with parameter groups (per-group weight decay and learning rate)', () =>
     replay(fx.adamw_groups, (p) => {
       const groups = O.defaultParamGroups(p, 0.1); // [3, 4] decays, [5] does not
