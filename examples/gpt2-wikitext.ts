@@ -84,7 +84,13 @@ async function main(): Promise<void> {
   const resumeDir = flags.resume;
   const outRoot = resumeDir ?? flags.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(outRoot, { recursive: true });
-  const names: OptimizerName[] = flags.optimizer === 'all' ? ['sophia', 'adamw', 'sgd'] : [flags.optimizer as OptimizerName];
+  // A resumed folder continues exactly the runs it holds; otherwise --optimizer decides.
+  const names: OptimizerName[] = resumeDir
+    ? OPTIMIZERS.filter((n) => existsSync(join(resumeDir, n, 'config.json')))
+    : flags.optimizer === 'all'
+      ? ['sophia', 'adamw', 'sgd']
+      : [flags.optimizer as OptimizerName];
+  if (resumeDir && names.length === 0) throw new Error(`--resume ${resumeDir}: no runs found there (expected <optimizer>/config.json folders written by this script)`);
 
   let stop = false;
   process.on('SIGINT', () => {
