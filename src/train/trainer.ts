@@ -229,14 +229,29 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   let pending: Pending[] = [];
   let intervalStart = performance.now();
   let intervalEstimatorMs = 0;
+  // Before each wait, sleep through the GPU time still expected (see runtime.expectBusy).
+  let perStepMs = 0;
+  let lastEstimatorMs = 0;
+  let recordedSinceWait = 0;
+  let lastWaitEnd = performance.now();
+  const beforeWait = () => {
+    if (perStepMs > 0) E.runtime.expectBusy(0.9 * (recordedSinceWait * perStepMs - (performance.now() - lastWaitEnd)));
+  };
+  const afterWait = () => {
+    recordedSinceWait = 0;
+    lastWaitEnd = performance.now();
+  };
   const t0Run = performance.now();
 
   const flush = async () => {
     if (pending.length === 0) return;
     const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN)]);
+    beforeWait();
     const vals = await E.concat(scalars.map((t) => E.reshape(t, [1]))).toArray();
+    afterWait();
     const elapsed = performance.now() - intervalStart;
     const perStep = (elapsed - intervalEstimatorMs) / pending.length;
+    perStepMs = perStep;
     trainMs += elapsed;
     pending.forEach((p, i) => {
       const [loss, gradNorm, win] = [vals[3 * i], vals[3 * i + 1], vals[3 * i + 2]];
@@ -284,7 +299,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     let estimatorMs: number | null = null;
     if (isSophia && (opt as O.Sophia).wantsHessian()) {
       // Timed on its own (two waits every k steps) so its overhead can be reported.
+      beforeWait();
       await E.runtime.sync();
+      afterWait();
       const te = performance.now();
       const batch = estLoader.next();
       E.tidy(() => {
@@ -298,8 +315,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
             : O.hutchinsonEstimate((...ps) => functionalCall(model, ps, () => model.loss(ids, tg)), named, estGen);
         sophia.updateHessian(hhat, B);
       });
+      if (lastEstimatorMs > 0) E.runtime.expectBusy(0.9 * lastEstimatorMs - (performance.now() - te));
       await E.runtime.sync();
-      estimatorMs = performance.now() - te;
+      estimatorMs = lastEstimatorMs = performance.now() - te;
       estimatorMsTotal += estimatorMs;
       intervalEstimatorMs += estimatorMs;
     }
@@ -320,6 +338,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       return { loss: E.mul(total!, 1 / cfg.gradAccum).realize(), gradNorm, winRate: winRate?.realize() ?? null };
     });
     step++;
+    recordedSinceWait++;
     pending.push({ step, epoch, tokens: step * tokensPerStep, lr, estimatorMs, ...kept });
 
     const atEnd = step === totalSteps;
