@@ -295,3 +295,75 @@ describe('bad input and non-finite gradients', () => {
     }
   });
 });
+
+describe('fused GPU updates equal float64 CPU references (SGD, Adam, AdamW)', () => {
+  type Cfg = { kind: 'sgd' | 'adam' | 'adamw'; lr: number; wd: number; mom: number; damp: number; nesterov: boolean; b1: number; b2: number; eps: number; amsgrad: boolean };
+  const cfgArb: fc.Arbitrary<Cfg> = fc.record({
+    kind: fc.constantFrom('sgd' as const, 'adam' as const, 'adamw' as const),
+    lr: fc.double({ min: 1e-4, max: 0.3, noNaN: true }),
+    wd: fc.constantFrom(0, 0.01, 0.2),
+    mom: fc.constantFrom(0, 0.5, 0.9),
+    damp: fc.constantFrom(0, 0.3),
+    nesterov: fc.boolean(),
+    b1: fc.double({ min: 0, max: 0.95, noNaN: true }),
+    b2: fc.double({ min: 0.5, max: 0.999, noNaN: true }),
+    eps: fc.constantFrom(1e-8, 1e-3),
+    amsgrad: fc.boolean(),
+  });
+
+  /** torch.optim's update rules in float64, one parameter. */
+  function reference(c: Cfg, theta0: Float64Array, grads: Float64Array[]): Float64Array {
+    const n = theta0.length;
+    const th = Float64Array.from(theta0);
+    const m = new Float64Array(n);
+    const v = new Float64Array(n);
+    const vmax = new Float64Array(n);
+    const nesterov = c.nesterov && c.mom > 0 && c.damp === 0;
+    grads.forEach((g0, k) => {
+      const t = k + 1;
+      for (let i = 0; i < n; i++) {
+        let g = g0[i];
+        if (c.kind === 'sgd') {
+          if (c.wd) g += c.wd * th[i];
+          if (c.mom) {
+            m[i] = t === 1 ? g : c.mom * m[i] + (1 - c.damp) * g;
+            g = nesterov ? g + c.mom * m[i] : m[i];
+          }
+          th[i] -= c.lr * g;
+        } else {
+          if (c.kind === 'adamw') th[i] *= 1 - c.lr * c.wd;
+          else if (c.wd) g += c.wd * th[i];
+          m[i] = c.b1 * m[i] + (1 - c.b1) * g;
+          v[i] = c.b2 * v[i] + (1 - c.b2) * g * g;
+          vmax[i] = Math.max(vmax[i], v[i]);
+          const second = c.amsgrad ? vmax[i] : v[i];
+          th[i] -= ((c.lr / (1 - c.b1 ** t)) * m[i]) / (Math.sqrt(second) / Math.sqrt(1 - c.b2 ** t) + c.eps);
+        }
+      }
+    });
+    return th;
+  }
+
+  it('on random shapes, hyperparameters and step counts', async () => {
+    await fc.assert(
+      fc.asyncProperty(shapeArb, cfgArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 1e6 }), async (s, c, steps, seed) => {
+        const p = param(s, seed);
+        const theta0 = Float64Array.from(await p.param.toArray());
+        const nesterov = c.nesterov && c.mom > 0 && c.damp === 0;
+        const opt =
+          c.kind === 'sgd'
+            ? new O.SGD([p], { lr: c.lr, weightDecay: c.wd, momentum: c.mom, dampening: c.damp, nesterov })
+            : new (c.kind === 'adam' ? O.Adam : O.AdamW)([p], { lr: c.lr, weightDecay: c.wd, betas: [c.b1, c.b2], eps: c.eps, amsgrad: c.amsgrad });
+        const grads: Float64Array[] = [];
+        for (let t = 0; t < steps; t++) {
+          const g = Float64Array.from(Float32Array.from(values(p.param.size, seed + 1 + t)));
+          grads.push(g);
+          p.param.grad = E.tensor(Float32Array.from(g), [...s]);
+          opt.step();
+        }
+        expectClose(await p.param.toArray(), reference(c, theta0, grads), 1e-4, 1e-5, `${c.kind} after ${steps} steps`);
+      }),
+      { numRuns: 25 },
+    );
+  });
+});

@@ -6,14 +6,16 @@ import type { Tensor } from '../../tensor/tensor.ts';
 import { noGrad } from '../graph.ts';
 import type { Generator } from './creation.ts';
 
-/** Index of the largest entry along the last axis (the first on ties), as i32. */
-export function argmax(x: Tensor): Tensor {
+/** Index of the largest entry along `axis` (default the last; the first on ties), as i32. */
+export function argmax(x: Tensor, axis = -1): Tensor {
+  if (!Number.isInteger(axis) || axis < -x.rank || axis >= x.rank) throw new RangeError(`argmax: axis ${axis} is out of range for a tensor of rank ${x.rank}`);
+  const ax = axis < 0 ? axis + x.rank : axis;
   return noGrad(() => {
-    const n = x.shape[x.rank - 1];
-    const best = raw.expandView(raw.reduce('max', x, -1, true), x.shape);
+    const n = x.shape[ax];
+    const best = raw.expandView(raw.reduce('max', x, ax, true), x.shape);
     // Positions that hold the max keep their index, the rest get n; the min is the first argmax.
-    const idx = raw.where(raw.binary('eq', x, best), raw.indexAlong(x.shape, x.rank - 1), raw.scalar(n));
-    return raw.cast(raw.reduce('min', idx, -1, false), 'i32');
+    const idx = raw.where(raw.binary('eq', x, best), raw.indexAlong(x.shape, ax), raw.scalar(n));
+    return raw.cast(raw.reduce('min', idx, ax, false), 'i32');
   });
 }
 

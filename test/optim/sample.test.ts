@@ -10,6 +10,9 @@ describe('sampling', () => {
   it('argmax picks the first maximum along the last axis', async () => {
     const x = E.tensor([1, 5, 5, 2, 9, 0, -1, -3], [2, 4]);
     expect(Array.from(await E.argmax(x).toInt32Array())).toEqual([1, 0]);
+    expect(Array.from(await E.argmax(x, 0).toInt32Array())).toEqual([1, 0, 0, 0]);
+    expect(Array.from(await E.argmax(E.reshape(x, [2, 2, 2]), 1).toInt32Array())).toEqual([1, 0, 0, 0]);
+    expect(() => E.argmax(x, 2)).toThrow(/axis 2 is out of range/);
   });
   it('categorical frequencies match softmax probabilities (and the seed fixes the draw)', async () => {
     const logits = [0, 1, 2, -1];
