@@ -243,7 +243,9 @@ export abstract class Optimizer {
     this.reportedSkips = 0;
     this.stepCount = d.json.stepCount as number;
     this.paramSteps.clear();
-    for (const [name, t] of Object.entries((d.json.paramSteps ?? {}) as Record<string, number>)) this.paramSteps.set(name, t);
+    // State written before per-parameter counts existed: every parameter took every step.
+    const steps = (d.json.paramSteps ?? Object.fromEntries(this.namedParams.map((p) => [p.name, this.stepCount]))) as Record<string, number>;
+    for (const [name, t] of Object.entries(steps)) this.paramSteps.set(name, t);
     this.loadExtraState(d.json);
     const known = new Set(this.namedParams.map((p) => p.name));
     for (const [key, t] of d.tensors) {
