@@ -9,6 +9,7 @@ import { realizeExpr } from './kernels/elementwise.ts';
 import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
 import { randomKernel, type RandomKind } from './kernels/random.ts';
 import { reduceRows, type ReduceOp } from './kernels/reduce.ts';
+import { logsumexpRows, takeRows } from './kernels/rows.ts';
 import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape } from './shape.ts';
 import { Storage, type DType } from './storage.ts';
 import { Tensor } from './tensor.ts';
@@ -194,6 +195,28 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
   if (view !== t) view.dispose();
   const outShape = keepdims ? t.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : kept.map((i) => t.shape[i]);
   return Tensor.owning(storage, outShape);
+}
+
+/** log Σ exp over the last axis in one pass (rows realised contiguously first). */
+export function logsumexpLast(t: Tensor): Tensor {
+  const n = t.shape[t.rank - 1];
+  const c = t.isContiguous() ? t : t.contiguousCopy();
+  const { storage, offset } = c.layout();
+  const out = logsumexpRows(storage, offset, c.size / Math.max(n, 1), n);
+  if (c !== t) c.dispose();
+  return Tensor.owning(out, t.shape.slice(0, -1));
+}
+
+/** out[...] = t[..., ids[...]] (ids i32 with t's leading shape). */
+export function takeLast(t: Tensor, ids: Tensor): Tensor {
+  const n = t.shape[t.rank - 1];
+  const c = t.isContiguous() ? t : t.contiguousCopy();
+  const i = ids.isContiguous() && ids.layout().offset % 64 === 0 ? ids : ids.contiguousCopy();
+  const { storage, offset } = c.layout();
+  const out = takeRows(storage, offset, ids.size, n, i.layout().storage, i.layout().offset);
+  if (c !== t) c.dispose();
+  if (i !== ids) i.dispose();
+  return Tensor.owning(out, [...ids.shape]);
 }
 
 // ---------------------------------------------------------------- matmul

@@ -57,6 +57,7 @@ const cases: Case[] = [
   { name: 'max', f: (o, a) => o.max(a, 1), inputs: [a34] },
   { name: 'logsumexp', f: (o, a) => o.logsumexp(a, -1), inputs: [a34] },
   { name: 'softmax', f: (o, a) => o.softmax(a), inputs: [a34] },
+  { name: 'logsumexp, fused one-pass kernel (rows ≥ 256)', f: (o, a) => o.logsumexp(o.mul(a, 3), -1), inputs: [randomArray([2, 300], 40)] },
   { name: 'logSoftmax', f: (o, a) => o.logSoftmax(a, 0), inputs: [a34] },
   { name: 'matmul', f: (o, a, b) => o.matmul(a, b), inputs: [randomArray([3, 5], 8), randomArray([5, 2], 9)] },
   { name: 'batched matmul, transposed, broadcast', f: (o, a, b) => o.matmul(a, o.transpose(b)), inputs: [randomArray([2, 3, 4], 10), randomArray([5, 4], 11)] },

@@ -6,7 +6,7 @@ import type { Tensor } from '../../tensor/tensor.ts';
 import { record } from '../graph.ts';
 import { where } from './elementwise.ts';
 import { sum } from './reduce.ts';
-import { reshape } from './views.ts';
+import { expand, reshape } from './views.ts';
 
 /** out[..., :] = table[ids[...], :] — an embedding lookup. */
 export function indexSelect(table: Tensor, ids: Tensor): Tensor {
@@ -31,6 +31,9 @@ export function takeAlongLastAxis(x: Tensor, ids: Tensor): Tensor {
   if (ids.rank !== x.rank - 1 || ids.shape.some((d, i) => d !== x.shape[i])) {
     throw new Error(`takeAlongLastAxis: ids ${fmt(ids.shape)} must match ${fmt(x.shape)} without its last axis`);
   }
-  return sum(where(oneHot(ids, x.shape[x.rank - 1]), x, 0), -1);
+  const n = x.shape[x.rank - 1];
+  if (n < 256) return sum(where(oneHot(ids, n), x, 0), -1);
+  // Long rows: one load per row; the adjoint scatters g back through the one-hot mask.
+  return record(raw.takeLast(x, ids), 'takeAlongLastAxis', [x], (g) => [where(oneHot(ids, n), expand(reshape(g, [...ids.shape, 1]), x.shape), 0)]);
 }
 

@@ -41,9 +41,20 @@ function extreme(op: 'max' | 'min', a: Tensor, axes: Axes, keepdims: boolean): T
   });
 }
 
-/** log Σ exp, shifted by the (constant) max for stability. */
+/**
+ * log Σ exp. Over the last axis of a long row it is one fused kernel (one pass, online max);
+ * otherwise composed, shifted by the (constant) max for stability. Either way the derivative is
+ * g·exp(a − out), built from engine ops, so second derivatives flow through `out` itself.
+ */
 export function logsumexp(a: Tensor, axes?: Axes, keepdims = false): Tensor {
   const ax = normalizeAxes('logsumexp', axes, a.rank);
+  if (ax.length === 1 && ax[0] === a.rank - 1 && a.shape[a.rank - 1] >= 256) {
+    const kept = keptShape(a.shape, ax);
+    const out: Tensor = record(raw.logsumexpLast(a), 'logsumexp', [a], (g) => [
+      mul(expand(reshape(g, kept), a.shape), exp(sub(a, expand(reshape(out, kept), a.shape)))),
+    ]);
+    return keepdims ? reshape(out, kept) : out;
+  }
   const m = noGrad(() => raw.reduce('max', a, ax, true));
   // An all -inf row would give -inf - -inf = NaN; shift such rows by 0 instead.
   const shift = noGrad(() => raw.where(raw.binary('eq', m, raw.scalar(-Infinity)), raw.scalar(0), m));
