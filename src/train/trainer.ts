@@ -9,6 +9,7 @@ import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.
 import { functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor } from '../nn/index.ts';
 import * as O from '../optim/index.ts';
 import { readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import type { Summary } from './report/runs.ts';
 
 export type OptimizerName = 'sophia' | 'sophia-h' | 'adam' | 'adamw' | 'sgd';
 
@@ -54,19 +55,8 @@ export interface TrainData {
   encode: (text: string) => number[];
 }
 
-export interface RunSummary {
-  optimizer: string;
-  finalTrainLoss: number | null;
-  valLoss: number | null;
-  valPpl: number | null;
-  valAcc: number | null;
-  timePerEpochS: number | null;
-  tokensPerS: number;
-  estimatorOverhead: number | null;
-  steps: number;
-  tokens: number;
-  wallS: number;
-}
+/** What a finished run reports (summary.json); the report reads the same shape. */
+export type RunSummary = Summary;
 
 export interface Hooks {
   log?: (line: string) => void;
