@@ -159,7 +159,7 @@ async function main(): Promise<void> {
       console.log(`interrupted; resume with: tsx examples/gpt2-wikitext.ts --resume ${outRoot}`);
       process.exit(130);
     }
-    console.log(`${name}: ${summary.tokensPerS.toFixed(0)} tokens/s, final val loss ${summary.valLoss?.toFixed(4)}`);
+    console.log(`${name}: ${summary.tokensPerS?.toFixed(0)} tokens/s, final val loss ${summary.valLoss?.toFixed(4)}`);
   }
 
   const report = await writeReport(outRoot, runDirs);
