@@ -50,3 +50,32 @@ describe('GPT-2 matches PyTorch', () => {
     for (let i = 0; i < named.length; i++) expectTensorClose(await hv[i].toArray(), ref.get('hvp.' + named[i][0])!, 1e-4, `hvp.${named[i][0]}`);
   });
 });
+
+describe('GPT-2 training steps match PyTorch', () => {
+  it('three AdamW steps (lr 1e-2, betas 0.9/0.95, weight decay 0.1 on every tensor) give the same parameters', async () => {
+    const { AdamW } = await import('../../src/optim/index.ts');
+    const m = loadGPT2(dir + 'model');
+    const opt = new AdamW(m.namedParameters().map(([name, param]) => ({ name, param })), { lr: 1e-2, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1 });
+    for (let i = 0; i < 3; i++) {
+      E.tidy(() => m.loss(inputs, targets).backward());
+      opt.step();
+      opt.zeroGrad();
+    }
+    // Coordinates whose true gradient is zero (the attention key bias: softmax ignores a constant
+    // added to every score of a row) get f32 rounding noise as gradient, which Adam normalises
+    // into real steps; there only Adam's bound |Δθ| ≤ 3·lr (3 steps) holds. Elsewhere: 1e-4 of scale.
+    const initial = readSafetensors(dir + 'model/model.safetensors').tensors;
+    for (const [name, p] of m.namedParameters()) {
+      const got = await p.toArray();
+      const want = ref.get('adamw.' + name)!.data;
+      const g = ref.get('grad.' + name)!.data;
+      const gScale = Math.max(...Array.from(g, Math.abs));
+      const scale = Math.max(...Array.from(want, Math.abs));
+      const p0 = initial.get(name)!.data;
+      for (let i = 0; i < got.length; i++) {
+        if (Math.abs(g[i]) > 1e-7 * gScale) expect(Math.abs(got[i] - want[i]), `adamw.${name}[${i}]`).toBeLessThanOrEqual(1e-4 * scale);
+        else expect(Math.abs(got[i] - p0[i]), `adamw.${name}[${i}] (zero gradient)`).toBeLessThanOrEqual(3 * 1e-2 * (1 + 1e-3) + 3 * 1e-3 * Math.abs(p0[i]));
+      }
+    }
+  });
+});
