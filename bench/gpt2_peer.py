@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""PyTorch peer for bench/gpt2.ts: the same GPT-2 (nanoGPT-style, GPT-2 init, tied head) trained
+with AdamW on random tokens; prints JSON with tokens/s. Development tool only (Debian python3-torch)."""
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+spec = json.loads(sys.argv[1])
+torch.set_num_threads(spec.get('threads', 2))
+torch.manual_seed(0)
+L, H, C, V, T, B = spec['nLayer'], spec['nHead'], spec['nEmbd'], spec['vocab'], spec['context'], spec['batch']
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+    def forward(self, x):
+        Bn, Tn, _ = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = [t.view(Bn, Tn, H, C // H).transpose(1, 2) for t in (q, k, v)]
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+        att = att.masked_fill(torch.ones(Tn, Tn, dtype=torch.bool).tril().logical_not(), float('-inf')).softmax(-1)
+        x = x + self.c_proj((att @ v).transpose(1, 2).reshape(Bn, Tn, C))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate='tanh'))
+
+
+class GPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        self.h = nn.ModuleList([Block() for _ in range(L)])
+        self.ln_f = nn.LayerNorm(C)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.h:
+            x = b(x)
+        logits = self.ln_f(x) @ self.wte.weight.T
+        return F.cross_entropy(logits.view(-1, V), targets.view(-1))
+
+
+model = GPT()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+idx = torch.randint(0, V, (B, T))
+tg = torch.randint(0, V, (B, T))
+
+
+def step():
+    opt.zero_grad(set_to_none=True)
+    model(idx, tg).backward()
+    opt.step()
+
+
+for _ in range(2):
+    step()
+n = spec.get('steps', 5)
+t0 = time.perf_counter()
+for _ in range(n):
+    step()
+dt = (time.perf_counter() - t0) / n
+print(json.dumps({'msPerStep': dt * 1000, 'tokensPerS': B * T / dt, 'torch': torch.__version__}))
