@@ -1,7 +1,8 @@
 // Counter-based random numbers: Philox 4x32-10 (Salmon et al., SC'11). Element i of a draw uses
 // counter (i / 4 + counterBase, 0, 0, 0 ... ) and key (seedLo, seedHi); lane i % 4 of the block.
 // Integer-exact, so every adapter (and src/tensor/reference/philox.ts) gives the same bits.
-// P: 0 count, 1 seedLo, 2 seedHi, 3 counter base, 4 kind (0 uniform, 1 normal, 2 bernoulli), 5 a (f32), 6 b (f32)
+// P: 0 count, 1 seedLo, 2 seedHi, 3 counter base, 4 kind (0 uniform, 1 normal, 2 bernoulli), 5 a (f32), 6 b (f32),
+//    7 index of out[0] in the whole draw (outputs larger than one binding are filled in windows)
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
@@ -32,8 +33,9 @@ fn unit(x: u32) -> f32 { return f32(x >> 8u) * (1.0 / 16777216.0); }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= P(0u)) { return; }
+  let local = gid.x + gid.y * nwg.x * 64u;
+  if (local >= P(0u)) { return; }
+  let i = local + P(7u);
   let kind = P(4u);
   let a = PF(5u);
   let b = PF(6u);
@@ -44,13 +46,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let pair = select(vec2<u32>(r.x, r.y), vec2<u32>(r.z, r.w), (i & 1u) == 1u);
     let u1 = 1.0 - unit(pair.x); // (0, 1]: log is finite
     let u2 = unit(pair.y);
-    out[i] = a + b * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    out[local] = a + b * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
     return;
   }
   let r = philox(vec4<u32>(i / 4u + P(3u), 0u, 0u, 0u), key);
   let lane = i & 3u;
   let bits = select(select(select(r.w, r.z, lane == 2u), r.y, lane == 1u), r.x, lane == 0u);
   let u = unit(bits);
-  if (kind == 2u) { out[i] = select(0.0, 1.0, u < a); return; }
-  out[i] = a + (b - a) * u;
+  if (kind == 2u) { out[local] = select(0.0, 1.0, u < a); return; }
+  out[local] = a + (b - a) * u;
 }

@@ -4,7 +4,7 @@ import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
-import { ctx } from '../gpu/device.ts';
+import { bindingLimit } from '../gpu/runtime.ts';
 
 const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape } = ops;
 
@@ -72,6 +72,20 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
  * (1024 × 50257 × 4 B = 206 MB), and never need to exist at once. Targets < 0 are not scored.
  * Composed of engine ops, so everything built on it has gradients and HVPs.
  */
+/**
+ * h·Wᵀ for the LM head. When the embedding W is larger than one storage binding (GPT-2's
+ * 50257×768 f32 table is 154 MB; lavapipe binds 128 MiB), the product is taken over vocabulary
+ * slices and the logits are concatenated.
+ */
+export function headLogits(h: Tensor, wte: Tensor): Tensor {
+  const [V, C] = wte.shape;
+  if (wte.isLazy || wte.layout().storage.buffer.size <= bindingLimit()) return matmul(h, ops.transpose(wte));
+  const per = Math.max(64, Math.floor(bindingLimit() / (C * 4) / 64) * 64);
+  const parts: Tensor[] = [];
+  for (let v0 = 0; v0 < V; v0 += per) parts.push(matmul(h, ops.transpose(ops.slice(wte, [[v0, Math.min(V, v0 + per)], null]))));
+  return ops.concat(parts, -1);
+}
+
 export function sumOverLogitChunks(
   h: Tensor,
   wte: Tensor,
@@ -84,12 +98,11 @@ export function sumOverLogitChunks(
   if (h.rank !== 2 || wte.shape[1] !== C || targets.shape.join() !== `${N}`) {
     throw new Error(`LM head: expected h [N, C], wte [V, C], targets [N]; got ${fmt(h.shape)}, ${fmt(wte.shape)}, ${fmt(targets.shape)}`);
   }
-  const rows = Math.max(1, Math.floor(Math.min(maxChunkBytes, ctx().limits.maxStorageBufferBindingSize) / (V * 4)));
-  const wT = ops.transpose(wte);
+  const rows = Math.max(1, Math.floor(Math.min(maxChunkBytes, bindingLimit()) / (V * 4)));
   let totals: Tensor[] | null = null;
   for (let r0 = 0; r0 < N; r0 += rows) {
     const r1 = Math.min(N, r0 + rows);
-    const logits = matmul(ops.slice(h, [[r0, r1], null]), wT);
+    const logits = headLogits(ops.slice(h, [[r0, r1], null]), wte);
     const t = ops.slice(targets, [[r0, r1]]);
     const p = parts(logits, t, raw.binary('ge', t, raw.scalar(0)));
     totals = totals ? totals.map((a, k) => add(a, p[k])) : p;

@@ -4,7 +4,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { causalAttention, dropout, gelu, layerNorm, linear, lmHeadCrossEntropy, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
+import { causalAttention, dropout, gelu, headLogits, layerNorm, linear, lmHeadCrossEntropy, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
 import { Module } from './module.ts';
 
 export interface GPT2Config {
@@ -190,8 +190,7 @@ export class GPT2 extends Module {
   forward(ids: Tensor): Tensor {
     const h = this.hidden(ids);
     const [B, T, C] = h.shape;
-    const logits = ops.matmul(ops.reshape(h, [B * T, C]), ops.transpose(this.wte));
-    return ops.reshape(logits, [B, T, this.config.vocabSize]);
+    return ops.reshape(headLogits(ops.reshape(h, [B * T, C]), this.wte), [B, T, this.config.vocabSize]);
   }
 
   /** An empty KV cache for `batch` sequences (one per layer). */
@@ -211,7 +210,7 @@ export class GPT2 extends Module {
     let x = ops.add(ops.indexSelect(this.wte, ids), ops.slice(this.wpe, [[pos, pos + Tn], null]));
     this.blocks.forEach((b, i) => (x = b.forwardCached(x, cache[i], pos)));
     const last = ops.reshape(ops.slice(this.ln_f.forward(x), [null, [Tn - 1, Tn], null]), [B, -1]);
-    return ops.matmul(last, ops.transpose(this.wte));
+    return headLogits(last, this.wte);
   }
 
   /** GNB's loss: mean cross-entropy on labels sampled from the model itself (see functional.ts). */

@@ -243,8 +243,10 @@ function operand(t: Tensor, batch: readonly number[]): MatOperand {
   let v = expandView(t, full);
   let { storage, offset, strides } = v.layout();
   let bs = batchStride(batch, strides.slice(0, batch.length));
-  if (bs === null || (strides[full.length - 1] !== 1 && strides[full.length - 2] !== 1)) {
-    // Not expressible as a strided batch of matrices: copy (rare: odd permutes of batch dims).
+  // Copy when the layout is not a strided batch of matrices (rare: odd permutes of batch dims),
+  // or when the view sits in a buffer larger than one binding (a slice of GPT-2's embedding on
+  // lavapipe): the copy is made by the windowed elementwise kernel and binds whole.
+  if (bs === null || (strides[full.length - 1] !== 1 && strides[full.length - 2] !== 1) || storage.buffer.size > bindingLimit()) {
     const c = v.contiguousCopy();
     v.dispose();
     v = c;
