@@ -2,18 +2,38 @@
 // Hessian-vector product, written to one safetensors file for comparison with PyTorch.
 //
 //   tsx examples/gpt2-inspect.ts --model DIR --tokens FILE.json --out OUT.safetensors [--hvp-vector V.safetensors]
+//     [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr --weight-decay --beta1 --beta2 --eps --momentum --rho --gamma --hess-every]]
+//     [--hessian-diag gnb|hutchinson --samples S --seed N]
+//
+// --steps runs N optimizer steps on the batch and adds param.<name> and state.<name>.<key>;
+// --hessian-diag adds hdiag.<name>, the mean of S estimates of the Hessian's diagonal (GNB in the
+// paper's scale, B·ĝ⊙ĝ; Hutchinson u⊙Hu with Rademacher probes) at the loaded weights.
 //
 // FILE.json: {"inputs": [[...]], "targets": [[...]]} (B×T token ids; targets may use -100 to ignore).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as E from '../src/index.ts';
 import { functionalCall, loadGPT2, readSafetensors, writeSafetensors, type HostTensor } from '../src/nn/index.ts';
+import * as O from '../src/optim/index.ts';
 
-const USAGE = 'usage: tsx examples/gpt2-inspect.ts --model DIR --tokens FILE.json --out OUT.safetensors [--hvp-vector V.safetensors]';
+const USAGE =
+  'usage: tsx examples/gpt2-inspect.ts --model DIR --tokens FILE.json --out OUT.safetensors [--hvp-vector V.safetensors]\n' +
+  '       [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr X --weight-decay X --beta1 X --beta2 X --eps X --momentum X --rho X --gamma X --hess-every K]]\n' +
+  '       [--hessian-diag gnb|hutchinson --samples S --seed N]';
+const NUM = ['steps', 'lr', 'weight-decay', 'beta1', 'beta2', 'eps', 'momentum', 'rho', 'gamma', 'hess-every', 'samples', 'seed'] as const;
 let args;
 try {
   args = parseArgs({
-    options: { model: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' }, 'hvp-vector': { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      model: { type: 'string' },
+      tokens: { type: 'string' },
+      out: { type: 'string' },
+      'hvp-vector': { type: 'string' },
+      optimizer: { type: 'string' },
+      'hessian-diag': { type: 'string' },
+      help: { type: 'boolean' },
+      ...Object.fromEntries(NUM.map((k) => [k, { type: 'string' as const }])),
+    },
     strict: true,
   }).values;
 } catch (e) {
@@ -29,6 +49,30 @@ for (const k of ['model', 'tokens', 'out'] as const) {
     console.error(`missing --${k}\n${USAGE}`);
     process.exit(2);
   }
+}
+
+const num = (k: (typeof NUM)[number], dflt: number): number => {
+  const v = (args as Record<string, string | undefined>)[k];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) {
+    console.error(`--${k} must be a number, got '${v}'\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+};
+const OPTS = ['sgd', 'adam', 'adamw', 'sophia-g', 'sophia-h'];
+if (args.optimizer && !OPTS.includes(args.optimizer)) {
+  console.error(`--optimizer must be one of ${OPTS.join(', ')}; got '${args.optimizer}'`);
+  process.exit(2);
+}
+if (args['hessian-diag'] && !['gnb', 'hutchinson'].includes(args['hessian-diag'])) {
+  console.error(`--hessian-diag must be gnb or hutchinson; got '${args['hessian-diag']}'`);
+  process.exit(2);
+}
+if ((args as Record<string, unknown>).steps !== undefined && !args.optimizer) {
+  console.error(`--steps needs --optimizer (${OPTS.join(', ')})`);
+  process.exit(2);
 }
 
 function readBatch(file: string): { inputs: number[][]; targets: number[][] } {
@@ -96,5 +140,64 @@ if (args['hvp-vector']) {
   for (let i = 0; i < named.length; i++) out.set(`hvp.${named[i][0]}`, { dtype: 'F32', shape: [...named[i][1].shape], data: await hv[i].toArray() });
   console.log(`\nwrote ${named.length} Hessian-vector products`);
 }
+const paramsNamed = () => model.namedParameters().map(([name, param]) => ({ name, param }));
+
+if (args['hessian-diag']) {
+  const kind = args['hessian-diag'];
+  const samples = num('samples', 1);
+  const gen = new E.Generator(num('seed', 0));
+  const named2 = paramsNamed();
+  const sum = new Map<string, E.Tensor>();
+  for (let s = 0; s < samples; s++) {
+    const est =
+      kind === 'gnb'
+        ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, B * T, 'paper')
+        : O.hutchinsonEstimate(loss, named2, gen);
+    for (const [n, t] of est) sum.set(n, E.keep(sum.has(n) ? E.add(sum.get(n)!, t).realize() : t));
+  }
+  for (const [n, t] of sum) out.set(`hdiag.${n}`, { dtype: 'F32', shape: [...t.shape], data: await E.mul(t, 1 / samples).toArray() });
+  console.log(`\nwrote ${sum.size} Hessian-diagonal estimates (${kind}, ${samples} sample${samples > 1 ? 's' : ''})`);
+}
+
+if ((args as Record<string, unknown>).steps !== undefined) {
+  const steps = num('steps', 1);
+  const lr = num('lr', 1e-3);
+  const wd = num('weight-decay', 0);
+  const betas: [number, number] = [num('beta1', args.optimizer!.startsWith('sophia') ? 0.965 : 0.9), num('beta2', args.optimizer!.startsWith('sophia') ? 0.99 : 0.999)];
+  const named2 = paramsNamed();
+  const opt: O.Optimizer =
+    args.optimizer === 'sgd'
+      ? new O.SGD(named2, { lr, weightDecay: wd, momentum: num('momentum', 0) })
+      : args.optimizer === 'adam'
+        ? new O.Adam(named2, { lr, weightDecay: wd, betas, eps: num('eps', 1e-8) })
+        : args.optimizer === 'adamw'
+          ? new O.AdamW(named2, { lr, weightDecay: wd, betas, eps: num('eps', 1e-8) })
+          : new O.Sophia(named2, {
+              lr,
+              weightDecay: wd,
+              betas,
+              form: args.optimizer === 'sophia-g' ? 'official' : 'paper',
+              rho: num('rho', 0.04),
+              gamma: num('gamma', 0.01),
+              hessianEvery: num('hess-every', 10),
+            });
+  const gen = new E.Generator(num('seed', 0));
+  for (let s = 0; s < steps; s++) {
+    if (opt instanceof O.Sophia && opt.wantsHessian()) {
+      const est =
+        args.optimizer === 'sophia-g'
+          ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, B * T, 'official')
+          : O.hutchinsonEstimate(loss, named2, gen);
+      opt.updateHessian(est, B * T);
+    }
+    E.tidy(() => model.loss(inputs, targets).backward());
+    opt.step();
+    opt.zeroGrad();
+  }
+  for (const [n, p] of model.namedParameters()) out.set(`param.${n}`, { dtype: 'F32', shape: [...p.shape], data: await p.toArray() });
+  for (const [k, t] of opt.stateDict().tensors) if (k.startsWith('state.')) out.set(k, { dtype: 'F32', shape: [...t.shape], data: await t.toArray() });
+  console.log(`\nran ${steps} ${args.optimizer} step${steps > 1 ? 's' : ''}; wrote parameters and optimizer state`);
+}
+
 writeSafetensors(args.out!, out, { loss: String(lossValue) });
 console.log(`\nwrote ${out.size} tensors to ${args.out}`);

@@ -29,6 +29,26 @@ describe('examples/gpt2-inspect.ts', () => {
       expectClose(got.get(n)!.data, ref.get(n)!.data, 0, 1e-4 * scale, n);
     }
   });
+  it('--steps with an optimizer writes parameters and state; --hessian-diag writes non-negative GNB estimates', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out,
+        '--steps', '2', '--optimizer', 'sophia-g', '--lr', '0.01', '--hess-every', '1', '--hessian-diag', 'gnb', '--samples', '2', '--seed', '5'],
+      { cwd: root, stdio: 'pipe' },
+    );
+    const got = readSafetensors(out).tensors;
+    const ref = readSafetensors(fx + 'reference.safetensors').tensors;
+    const names = [...ref.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5));
+    for (const n of names) {
+      expect(got.get(`param.${n}`)!.shape).toEqual(ref.get(`grad.${n}`)!.shape);
+      for (const key of ['m', 'h']) expect(got.has(`state.${n}.${key}`), `state.${n}.${key}`).toBe(true);
+      expect(Array.from(got.get(`hdiag.${n}`)!.data).every((v) => v >= 0)).toBe(true);
+      // Two Sophia steps move every coordinate by at most 2·lr beyond weight decay (none here).
+      const p0 = readSafetensors(fx + 'model/model.safetensors').tensors.get(n)!.data;
+      expect(Array.from(got.get(`param.${n}`)!.data).every((v, i) => Math.abs(v - p0[i]) <= 0.02 * (1 + 1e-5))).toBe(true);
+    }
+  });
   it('rejects unknown flags and malformed token files with a clear message', () => {
     const run = (args: string[]) => {
       try {
