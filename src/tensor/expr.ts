@@ -134,7 +134,10 @@ fn fpow(a: f32, b: f32) -> f32 {
 export interface CompiledExpr {
   /** Storage buffers read, in binding order (binding = firstBinding + i); `aliasOut` is not among them. */
   storages: Storage[];
-  /** WGSL: buffer declarations, helper functions and `fn expr(flat: u32) -> f32`. */
+  /**
+   * WGSL: buffer declarations, helpers, `fn expr(flat: u32) -> f32`, and for callers that walk
+   * consecutive elements `coords(flat)`, `nextCoords(c)` and `exprAt(flat, c)`.
+   */
   code: string;
   /** Parameter words this expression appends (leaf offsets/strides, constants). */
   words: number[];
@@ -229,17 +232,34 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     return name;
   };
   const result = visit(e);
-  const coordLines: string[] = [];
-  if (usesCoords) {
-    coordLines.push('  var rem = flat;');
-    for (let i = rank - 1; i >= 0; i--) {
-      coordLines.push(`  let c${i} = rem % P(${shapeWord[i]}u);`);
-      if (i > 0) coordLines.push(`  rem = rem / P(${shapeWord[i]}u);`);
-    }
+  // Coordinates are passed in as an array so a caller that walks consecutive elements (the
+  // elementwise kernel) can advance them with a carry instead of a division per element.
+  const R = Math.max(rank, 1);
+  const unpack = usesCoords ? Array.from({ length: rank }, (_, i) => `  let c${i} = c[${i}];`).join('\n') : '';
+  const coords = [`fn coords(flat: u32) -> array<u32, ${R}> {`, `  var c: array<u32, ${R}>;`, '  var rem = flat;'];
+  for (let i = rank - 1; i >= 0; i--) {
+    coords.push(`  c[${i}] = rem % P(${shapeWord[i]}u);`);
+    if (i > 0) coords.push(`  rem = rem / P(${shapeWord[i]}u);`);
   }
+  coords.push('  return c;', '}');
+  // Next element's coordinates: +1 on the last axis, carrying into the ones before it.
+  const next = [`fn nextCoords(c0: array<u32, ${R}>) -> array<u32, ${R}> {`, '  var c = c0;'];
+  if (rank > 0) {
+    next.push(`  c[${rank - 1}] += 1u;`);
+    for (let i = rank - 1; i > 0; i--) next.push(`  if (c[${i}] == P(${shapeWord[i]}u)) { c[${i}] = 0u; c[${i - 1}] += 1u; }`);
+  }
+  next.push('  return c;', '}');
   const decls = storages
     .map((s, i) => `@group(0) @binding(${firstBinding + i}) var<storage, read> in${i}: array<${s.dtype}>;`)
     .join('\n');
-  const code = `${decls}\n${HELPERS}\nfn expr(flat: u32) -> f32 {\n${coordLines.join('\n')}\n${lines.join('\n')}\n  return ${result};\n}\n`;
+  const code = [
+    decls,
+    HELPERS,
+    coords.join('\n'),
+    next.join('\n'),
+    `fn exprAt(flat: u32, c: array<u32, ${R}>) -> f32 {\n${unpack}\n${lines.join('\n')}\n  return ${result};\n}`,
+    `fn expr(flat: u32) -> f32 { return exprAt(flat, ${usesCoords ? 'coords(flat)' : `array<u32, ${R}>()`}); }`,
+    `const EXPR_USES_COORDS = ${usesCoords};`,
+  ].join('\n');
   return { storages, code, words, leafOffsets, dim0Word: shapeWord[0] ?? -1, base0Word };
 }

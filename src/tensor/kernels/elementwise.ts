@@ -37,6 +37,7 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
     OUT_TYPE: dst.storage.dtype,
     EXPR: compiled.code,
     OUT_INDEX: outIndex,
+    RANK: Math.max(shape.length, 1),
   });
   const pipe = pipeline(source, 'elementwise');
   const rowSize = shape.length ? n / shape[0] : 1;
