@@ -1,10 +1,11 @@
 // `npm run bench:gpt2`: GPT-2 training-step throughput (forward + backward + AdamW) on this
-// engine next to PyTorch CPU measured in the same run, for the tiny preset (and others by flag:
+// engine next to PyTorch CPU measured in the same run, the cost of an exact HVP relative to a
+// gradient, and Sophia-G's amortised step cost relative to AdamW's, for the tiny preset (others:
 // `npm run bench:gpt2 -- small 8 64`). A benchmark, not a test: it prints and writes JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as E from '../src/index.ts';
-import { GPT2, gpt2Config } from '../src/nn/index.ts';
+import { functionalCall, GPT2, gpt2Config } from '../src/nn/index.ts';
 import * as O from '../src/optim/index.ts';
 
 const [preset = 'tiny', bArg = '8', tArg = '64'] = process.argv.slice(2);
@@ -33,6 +34,40 @@ await E.runtime.sync();
 const ms = (performance.now() - t0) / n;
 const ours = { msPerStep: ms, tokensPerS: (B * T) / (ms / 1000) };
 
+// Gradient vs exact HVP (double backward) on the same batch.
+const params = model.parameters();
+const f = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(ids, tg));
+const probe = params.map((p) => E.keep(E.randn([...p.shape]).realize()));
+const timeIt = async (fn: () => void, reps = 3): Promise<number> => {
+  E.tidy(fn);
+  await E.runtime.sync();
+  const t = performance.now();
+  for (let i = 0; i < reps; i++) E.tidy(fn);
+  await E.runtime.sync();
+  return (performance.now() - t) / reps;
+};
+const gradMs = await timeIt(() => void E.grad(f)(...params));
+const hvpMs = await timeIt(() => void E.hvp(f, params, probe));
+
+// Optimizer cost over k = 10 steps: AdamW steps vs Sophia-G steps plus one GNB estimate.
+const named = model.namedParameters().map(([name, param]) => ({ name, param }));
+const withGrads = (fn: () => void) => () => {
+  model.loss(ids, tg).backward();
+  fn();
+  for (const p of params) (p.grad?.dispose(), (p.grad = null));
+};
+const adamw = new O.AdamW(named, { lr: 1e-4 });
+const sophia = new O.Sophia(named, { lr: 1e-4, form: 'official' });
+const gen = new E.Generator(3);
+const adamwMs = await timeIt(withGrads(() => adamw.step()), 10);
+const sophiaMs = await timeIt(
+  withGrads(() => {
+    if (sophia.wantsHessian()) sophia.updateHessian(O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(ids, tg, gen)), named, B * T, 'official'), B * T);
+    sophia.step();
+  }),
+  10,
+);
+
 let peer: { msPerStep: number; tokensPerS: number; torch: string } | null = null;
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 if (python) {
@@ -49,9 +84,11 @@ if (python) {
 console.log(`adapter: ${E.describeAdapter(ctx)}`);
 console.log(`GPT-2 ${preset} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), batch ${B}×${T}, forward + backward + AdamW`);
 console.log(`  this engine : ${ours.msPerStep.toFixed(0)} ms/step  ${ours.tokensPerS.toFixed(0)} tokens/s`);
+console.log(`  gradient ${gradMs.toFixed(0)} ms, exact HVP ${hvpMs.toFixed(0)} ms → HVP/gradient ${(hvpMs / gradMs).toFixed(2)}×`);
+console.log(`  training step incl. update, mean over k = 10: AdamW ${adamwMs.toFixed(0)} ms, Sophia-G (GNB every 10) ${sophiaMs.toFixed(0)} ms → ${(sophiaMs / adamwMs).toFixed(2)}×`);
 if (peer) console.log(`  PyTorch ${peer.torch} CPU (2 threads): ${peer.msPerStep.toFixed(0)} ms/step  ${peer.tokensPerS.toFixed(0)} tokens/s  → ratio ${(ours.tokensPerS / peer.tokensPerS).toFixed(3)}`);
 mkdirSync('bench/out', { recursive: true });
 const file = `bench/out/gpt2-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ preset, B, T, adapter: E.describeAdapter(ctx), ours, peer }, null, 2) + '\n');
+writeFileSync(file, JSON.stringify({ preset, B, T, adapter: E.describeAdapter(ctx), ours, peer, gradMs, hvpMs, adamwMs, sophiaMs }, null, 2) + '\n');
 console.log(`wrote ${file}`);
 ctx.device.destroy();
