@@ -28,6 +28,12 @@ export class Generator {
     if (s.seed !== this.seed) throw new Error(`Generator: state is for seed ${s.seed}, this generator has seed ${this.seed}`);
     this.counter = s.counter;
   }
+  /** Reserves the Philox blocks of a uniform draw of `n` values (for fused kernels); returns its counter. */
+  reserveUniform(n: number): number {
+    const c = this.counter;
+    this.counter += Math.ceil(n / 4);
+    return c;
+  }
   private draw(shape: Shape, kind: 'uniform' | 'normal' | 'bernoulli', a: number, b: number): Tensor {
     const n = shape.reduce((x, y) => x * y, 1);
     const t = raw.random(shape, kind, this.seed, a, b, this.counter);

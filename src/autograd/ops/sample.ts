@@ -2,7 +2,8 @@
 // the Gumbel-max trick, argmax(logits + G) with G = −log(−log U), draws exactly from
 // softmax(logits).
 import * as raw from '../../tensor/ops.ts';
-import type { Tensor } from '../../tensor/tensor.ts';
+import { Tensor } from '../../tensor/tensor.ts';
+import { categoricalKernel, GUMBEL_U_RANGE } from '../../tensor/kernels/random.ts';
 import { noGrad } from '../graph.ts';
 import type { Generator } from './creation.ts';
 
@@ -20,11 +21,27 @@ export function argmax(x: Tensor, axis = -1): Tensor {
 }
 
 /** One sample per row of `logits` [..., V] from softmax(logits), as i32 ids [...]. */
-export function categorical(logits: Tensor, gen: Generator): Tensor {
+/**
+ * One sample per row of `logits` [..., V] from softmax(logits), as i32 ids [...]. Long rows use
+ * one fused pass (no noise tensor); both paths draw the same uniforms, so they give the same ids.
+ */
+export function categorical(logits: Tensor, gen: Generator, opts: { fused?: boolean } = {}): Tensor {
+  const V = logits.shape[logits.rank - 1];
+  if (opts.fused ?? V >= 256) {
+    return noGrad(() => {
+      const c = logits.isContiguous() ? logits : logits.contiguousCopy();
+      const { storage, offset } = c.layout();
+      const rows = c.size / V;
+      const ids = categoricalKernel(storage, offset, rows, V, gen.seed, gen.reserveUniform(c.size));
+      if (c !== logits) c.dispose();
+      return Tensor.owning(ids, logits.shape.slice(0, -1));
+    });
+  }
   return noGrad(() => {
     const u = gen.rand([...logits.shape]);
     // U in [0, 1) → clamp into (0, 1) so both logs stay finite.
-    const uc = raw.binary('min', raw.binary('max', u, raw.scalar(1e-10)), raw.scalar(1 - 1e-7));
+    const [lo, hi] = GUMBEL_U_RANGE;
+    const uc = raw.binary('min', raw.binary('max', u, raw.scalar(lo)), raw.scalar(hi));
     const gumbel = raw.unary('neg', raw.unary('log', raw.unary('neg', raw.unary('log', uc))));
     return argmax(raw.binary('add', logits, gumbel));
   });
