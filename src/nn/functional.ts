@@ -110,9 +110,14 @@ export function sumOverLogitChunks(
   return totals!;
 }
 
-/** Number of targets ≥ 0 (at least 1, so an all-ignored batch gives a loss of 0, not NaN). */
+/** Number of targets ≥ 0 (the scored positions). */
+function scoredTargets(targets: Tensor): Tensor {
+  return raw.reduce('sum', raw.binary('ge', targets, raw.scalar(0)), undefined, false);
+}
+
+/** Number of targets ≥ 0, at least 1, so an all-ignored batch gives a loss of 0, not NaN. */
 export function scoredCount(targets: Tensor): Tensor {
-  return raw.binary('max', raw.reduce('sum', raw.binary('ge', targets, raw.scalar(0)), undefined, false), raw.scalar(1));
+  return raw.binary('max', scoredTargets(targets), raw.scalar(1));
 }
 
 /** The LM head fused with the loss: mean cross-entropy of h·Wᵀ against targets (< 0 ignored). */
@@ -144,7 +149,7 @@ export function lmHeadEvalSums(h: Tensor, wte: Tensor, targets: Tensor): { nll: 
     const best = ops.max(logits, -1);
     return [sum(where(scored, sub(logsumexp(logits, -1), picked), 0)), sum(where(scored, ops.ge(picked, best), 0))];
   });
-  return { nll, correct, count: raw.reduce('sum', raw.binary('ge', targets, raw.scalar(0)), undefined, false) };
+  return { nll, correct, count: scoredTargets(targets) };
 }
 
 /** Inverted dropout: zero with probability p, scale survivors by 1/(1−p). */

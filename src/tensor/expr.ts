@@ -5,7 +5,7 @@
 // WGSL kernel when something needs the values: a matmul, a reduction (which inlines the tree into
 // its own loop), a readback. On lavapipe every load costs ~11 instructions and elementwise kernels
 // run at ~5 GB/s, so a chain like GELU's backward in one kernel instead of ten matters.
-import type { DType, Storage } from './storage.ts';
+import type { Storage } from './storage.ts';
 
 export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'cast_i32' | 'isfinite';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne';

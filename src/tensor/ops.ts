@@ -98,20 +98,8 @@ export function where(c: Tensor, a: Tensor, b: Tensor): Tensor {
 /** Too many distinct buffers in one kernel: realise now rather than hit the binding limit later. */
 function limitInputs(t: Tensor): Tensor {
   const max = Math.min(MAX_FUSED_INPUTS, ctx().limits.maxStorageBuffersPerShaderStage - 2);
-  if (countStorages(t) > max) t.realize();
+  if (exprStorages(t.expr()).size > max) t.realize();
   return t;
-}
-
-function countStorages(t: Tensor): number {
-  const seen = new Set<unknown>();
-  const walk = (e: Expr): void => {
-    if (e.k === 'leaf') seen.add(e.storage);
-    else if (e.k === 'un') walk(e.a);
-    else if (e.k === 'bin') (walk(e.a), walk(e.b));
-    else if (e.k === 'where') (walk(e.c), walk(e.a), walk(e.b));
-  };
-  walk(t.expr());
-  return seen.size;
 }
 
 /** The value of each element's coordinate along `axis` (for one-hot masks and the like). */
@@ -180,7 +168,6 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
   const kept = t.shape.map((_, i) => i).filter((i) => !ax.includes(i));
   const perm = [...kept, ...ax];
   const view = perm.every((p, i) => p === i) ? t : permuteView(t, perm);
-  const rows = numel(kept.map((i) => t.shape[i]));
   const inner = numel(ax.map((i) => t.shape[i]));
   if (inner === 0 && op !== 'sum') throw new Error(`${op}: cannot reduce over an empty axis of ${fmt(t.shape)}`);
   if (kept.length === 0 && ax.length >= 2 && [...exprStorages(t.expr())].some((s) => s.buffer.size > bindingLimit())) {
