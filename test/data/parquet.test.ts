@@ -35,6 +35,40 @@ describe('HF parquet reader', () => {
     expect(linesToText(await readParquetTextColumn(p))).toBe(text);
   });
 
+  it('reads snappy-compressed and dictionary-encoded pages (pyarrow\'s defaults, so HF\'s files)', async () => {
+    const rows = toHfRows(sample.repeat(40));
+    for (const opts of [{ snappy: true }, { dictionary: true }, { snappy: true, dictionary: true }]) {
+      const p = join(tmp.dir, `enc-${Object.keys(opts).join('-')}.parquet`);
+      writeFileSync(p, writeStringParquet(rows, { ...opts, rowGroupSize: 7 }));
+      expect(await readParquetTextColumn(p), JSON.stringify(opts)).toEqual(rows);
+    }
+  });
+
+  it.skipIf(!hasShared('wikitext-2/valid.txt'))('reconstructs WikiText-2 valid from a snappy + dictionary file', async () => {
+    const text = readFileSync(join(sharedDataDir, 'wikitext-2/valid.txt'), 'utf8');
+    const p = join(tmp.dir, 'w2-valid-snappy.parquet');
+    const bytes = writeStringParquet(toHfRows(text), { rowGroupSize: 1000, snappy: true, dictionary: true });
+    expect(bytes.length).toBeLessThan(text.length * 0.7); // the pages really are compressed
+    writeFileSync(p, bytes);
+    expect(linesToText(await readParquetTextColumn(p))).toBe(text);
+  });
+
+  it('a damaged snappy page is a clear error', async () => {
+    const rows = toHfRows(sample.repeat(20));
+    const good = writeStringParquet(rows, { snappy: true });
+    const bad = good.slice();
+    // Flip bytes inside the first page body (after "PAR1" and the short page header).
+    for (let i = 40; i < 60; i++) bad[i] ^= 0x5a;
+    const p = join(tmp.dir, 'bad-snappy.parquet');
+    writeFileSync(p, bad);
+    const err = await readParquetTextColumn(p).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ParquetCorpusError);
+    expect((err as Error).message).toMatch(/data pages are unreadable/);
+  });
+
   it('gives clear errors for truncated, non-parquet, null and wrong-column files', async () => {
     const full = writeStringParquet(['a\n', 'b\n']);
     const cases: [string, Uint8Array, RegExp][] = [

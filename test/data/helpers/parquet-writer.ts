@@ -1,7 +1,9 @@
 // A minimal parquet writer for test fixtures (hyparquet-writer is not a dependency): one
-// OPTIONAL BYTE_ARRAY/UTF8 column, PLAIN encoding, no compression, data page v1, any number of
-// row groups. That is the shape of HF's `text` column, minus snappy compression.
+// OPTIONAL BYTE_ARRAY/UTF8 column, data page v1, any number of row groups, PLAIN or dictionary
+// (RLE_DICTIONARY) values, uncompressed or SNAPPY pages. Dictionary + snappy is what pyarrow
+// writes by default, hence the shape of HF's `text` column.
 // Format: https://github.com/apache/parquet-format (Thrift compact protocol for metadata).
+import { snappyCompress } from './snappy.ts';
 
 type T =
   | ['i32', number]
@@ -85,72 +87,91 @@ function u32le(n: number): Uint8Array {
   return b;
 }
 
+export interface WriterOptions {
+  column?: string;
+  rowGroupSize?: number;
+  /** SNAPPY-compress every page (codec 1), as pyarrow does by default. */
+  snappy?: boolean;
+  /** A dictionary page plus RLE_DICTIONARY-encoded data pages, as pyarrow does by default. */
+  dictionary?: boolean;
+}
+
 /** Build a parquet file with one optional string column (null entries become parquet nulls). */
-export function writeStringParquet(rows: (string | null)[], opts: { column?: string; rowGroupSize?: number } = {}): Uint8Array {
+export function writeStringParquet(rows: (string | null)[], opts: WriterOptions = {}): Uint8Array {
   const column = opts.column ?? 'text';
   const groupSize = Math.max(1, opts.rowGroupSize ?? rows.length);
   const enc = new TextEncoder();
   const chunks: Uint8Array[] = [enc.encode('PAR1')];
   let offset = 4;
   const rowGroups: T[] = [];
+  /** Append one page (header + possibly compressed body); returns its offset and total size. */
+  const page = (headerFields: Record<number, T>, body: Uint8Array): { at: number; size: number; raw: number } => {
+    const stored = opts.snappy ? snappyCompress(body) : body;
+    const header = thrift(['struct', { ...headerFields, 2: ['i32', body.length], 3: ['i32', stored.length] }]);
+    const at = offset;
+    chunks.push(header, stored);
+    offset += header.length + stored.length;
+    return { at, size: header.length + stored.length, raw: header.length + body.length };
+  };
+  const plain = (values: string[]): number[] => {
+    const o = new Out();
+    for (const v of values) {
+      const b = enc.encode(v);
+      o.raw(u32le(b.length));
+      o.raw(b);
+    }
+    return o.bytes;
+  };
   for (let g = 0; g < Math.max(1, Math.ceil(rows.length / groupSize)); g++) {
     const part = rows.slice(g * groupSize, (g + 1) * groupSize);
+    const present = part.filter((r): r is string => r !== null);
     // Definition levels (1 = present, 0 = null) as RLE runs of length 1, length-prefixed.
     const levels = new Out();
     for (const r of part) {
       levels.varint(1n << 1n);
       levels.u8(r === null ? 0 : 1);
     }
-    const values = new Out();
-    for (const r of part) {
-      if (r === null) continue;
-      const b = enc.encode(r);
-      values.raw(u32le(b.length));
-      values.raw(b);
+    let dictPage: { at: number; size: number; raw: number } | null = null;
+    let values: number[];
+    if (opts.dictionary) {
+      const dict = [...new Set(present)];
+      const index = new Map(dict.map((v, i) => [v, i]));
+      dictPage = page({ 1: ['i32', 2], 7: ['struct', { 1: ['i32', dict.length], 2: ['i32', 0] }] }, Uint8Array.from(plain(dict)));
+      // Indices: bit width, then RLE runs (varint count << 1, value in ceil(width / 8) bytes).
+      const width = dict.length <= 1 ? 0 : Math.ceil(Math.log2(dict.length));
+      const idx = new Out();
+      idx.u8(width);
+      for (const v of present) {
+        idx.varint(1n << 1n);
+        const k = index.get(v)!;
+        for (let b = 0; b < Math.ceil(width / 8); b++) idx.u8(k >> (8 * b));
+      }
+      values = idx.bytes;
+    } else {
+      values = plain(present);
     }
-    const body = Uint8Array.from([...u32le(levels.bytes.length), ...levels.bytes, ...values.bytes]);
-    const header = thrift([
-      'struct',
-      {
-        1: ['i32', 0], // DATA_PAGE
-        2: ['i32', body.length],
-        3: ['i32', body.length],
-        5: ['struct', { 1: ['i32', part.length], 2: ['i32', 0], 3: ['i32', 3], 4: ['i32', 3] }],
-      },
-    ]);
-    const pageOffset = offset;
-    const size = header.length + body.length;
-    chunks.push(header, body);
-    offset += size;
+    const body = Uint8Array.from([...u32le(levels.bytes.length), ...levels.bytes, ...values]);
+    const encoding = opts.dictionary ? 8 : 0; // RLE_DICTIONARY : PLAIN
+    const data = page({ 1: ['i32', 0], 5: ['struct', { 1: ['i32', part.length], 2: ['i32', encoding], 3: ['i32', 3], 4: ['i32', 3] }] }, body);
+    const first = dictPage ?? data;
+    const stored = data.size + (dictPage?.size ?? 0);
+    const raw = data.raw + (dictPage?.raw ?? 0);
+    const meta: Record<number, T> = {
+      1: ['i32', 6], // BYTE_ARRAY
+      2: ['list', 'i32', opts.dictionary ? [['i32', 0], ['i32', 3], ['i32', 8]] : [['i32', 0], ['i32', 3]]],
+      3: ['list', 'bin', [['bin', column]]],
+      4: ['i32', opts.snappy ? 1 : 0], // SNAPPY : UNCOMPRESSED
+      5: ['i64', part.length],
+      6: ['i64', raw],
+      7: ['i64', stored],
+      9: ['i64', data.at],
+    };
+    if (dictPage) meta[11] = ['i64', dictPage.at];
     rowGroups.push([
       'struct',
       {
-        1: [
-          'list',
-          'struct',
-          [
-            [
-              'struct',
-              {
-                2: ['i64', pageOffset],
-                3: [
-                  'struct',
-                  {
-                    1: ['i32', 6], // BYTE_ARRAY
-                    2: ['list', 'i32', [['i32', 0], ['i32', 3]]], // PLAIN, RLE
-                    3: ['list', 'bin', [['bin', column]]],
-                    4: ['i32', 0], // UNCOMPRESSED
-                    5: ['i64', part.length],
-                    6: ['i64', size],
-                    7: ['i64', size],
-                    9: ['i64', pageOffset],
-                  },
-                ],
-              },
-            ],
-          ],
-        ],
-        2: ['i64', size],
+        1: ['list', 'struct', [['struct', { 2: ['i64', first.at], 3: ['struct', meta] }]]],
+        2: ['i64', raw],
         3: ['i64', part.length],
       },
     ]);
