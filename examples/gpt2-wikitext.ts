@@ -23,6 +23,7 @@ const SPEC = {
   nEmbd: { type: 'int', default: null, min: 1, help: 'override the preset: width' },
   dataset: { type: 'string', default: null, choices: ['wikitext-2', 'wikitext-2-raw', 'wikitext-103', 'wikitext-103-raw', 'sotu'], help: 'corpus (default: WikiText-2, or the embedded corpus when WikiText is not found)' },
   dataDir: { type: 'string', default: null, help: 'folder holding the corpus (else $WIKITEXT_DIR, the user cache, ../shared/data)' },
+  download: { type: 'bool', default: true, help: 'download WikiText from the Hugging Face Hub into the user cache when it is not found (--download=false: never touch the network)' },
   batchSize: { type: 'int', default: 8, min: 1, help: 'sequences per micro-batch' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
   context: { type: 'int', default: 64, min: 2, help: 'tokens per sequence' },
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
   // The data: WikiText-2 by default; this checkout's development copy sits in ../shared/data.
   const shared = resolve(root, '../shared/data');
   const dataDir = flags.dataDir ?? (!process.env.WIKITEXT_DIR && existsSync(shared) ? shared : undefined);
-  const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: ['train', 'valid'] });
+  const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: ['train', 'valid'], allowDownload: flags.download });
   if (corpus.banner) console.log(corpus.banner);
   const [train, valid] = [await tokenizeSplit(corpus, 'train'), await tokenizeSplit(corpus, 'valid')];
   console.log(`data: ${corpus.title}: ${train.tokens.length.toLocaleString('en-US')} train / ${valid.tokens.length.toLocaleString('en-US')} valid tokens (${train.fromCache ? 'cached' : 'tokenized'})`);

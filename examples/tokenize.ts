@@ -2,7 +2,7 @@
 //
 //   npx tsx examples/tokenize.ts                          # default job: WikiText-2, else embedded SOTU
 //   npx tsx examples/tokenize.ts --data-dir ../shared/data --split train
-//   npx tsx examples/tokenize.ts --dataset wikitext-103 --download --allow-unpinned
+//   npx tsx examples/tokenize.ts --dataset wikitext-103 --download
 //
 // Options: --dataset NAME, --data-dir DIR, --split train|valid|test|all, --cache-dir DIR,
 // --download, --allow-unpinned, --detokenize, --rebuild-cache, --no-verify, --progress.

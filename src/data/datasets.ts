@@ -66,52 +66,59 @@ export function hfSplitName(split: Split): string {
   return split === 'valid' ? 'validation' : split;
 }
 
-export const HF_BASE_URL = 'https://huggingface.co/datasets/Salesforce/wikitext/resolve/main';
+/**
+ * The Hub commit the file list, sizes and row counts below were taken from. Downloading from a
+ * commit rather than `main` makes the content immutable: the same URL always serves the same bytes.
+ */
+export const HF_REVISION = 'b08601e04326c79dfdd32d625aee71d232d685c3';
+export const HF_BASE_URL = `https://huggingface.co/datasets/Salesforce/wikitext/resolve/${HF_REVISION}`;
 
 export interface RemoteFile {
   /** Path relative to HF_BASE_URL and to the local cache folder, e.g. "wikitext-2-v1/train-00000-of-00001.parquet". */
   path: string;
   /**
    * Pinned SHA-256 (hex) of the file. `null` means this version of the program does not know
-   * the hash (it was written without network access, and hashes are never guessed): such a file
-   * is only downloaded with allowUnpinned / --allow-unpinned, and its computed hash is printed
-   * so it can be pinned here.
+   * the hash (it was written without network access, and hashes are never guessed). Such a file
+   * is still downloaded when its size is pinned: the hash of the first download is recorded
+   * beside it and checked on every later use (see downloadFile).
    */
   sha256: string | null;
+  /** Pinned size in bytes; null = unknown. With neither pin a download needs allowUnpinned. */
+  bytes?: number | null;
 }
 
-// Pins are null because the hashes were not available when this was written (no network) and
-// are never guessed: see RemoteFile.sha256. Once known, write them here.
-/** The official parquet files of Salesforce/wikitext on the Hub (URL = `${HF_BASE_URL}/${path}`). */
+// Sizes are the `num_bytes` that Hugging Face `datasets` records for these files at HF_REVISION
+// (its download_checksums; the Hub's own checksum field there is empty). SHA-256 pins are null
+// because no hash of these files was available when this was written: see RemoteFile.sha256.
 export const HF_PARQUET_FILES: Record<WikiTextName, Record<Split, RemoteFile[]>> = {
   'wikitext-2': {
     train: [
-      { path: 'wikitext-2-v1/train-00000-of-00001.parquet', sha256: null },
+      { path: 'wikitext-2-v1/train-00000-of-00001.parquet', sha256: null, bytes: 6068114 },
     ],
-    valid: [{ path: 'wikitext-2-v1/validation-00000-of-00001.parquet', sha256: null }],
-    test: [{ path: 'wikitext-2-v1/test-00000-of-00001.parquet', sha256: null }],
+    valid: [{ path: 'wikitext-2-v1/validation-00000-of-00001.parquet', sha256: null, bytes: 617738 }],
+    test: [{ path: 'wikitext-2-v1/test-00000-of-00001.parquet', sha256: null, bytes: 685430 }],
   },
   'wikitext-2-raw': {
     train: [
-      { path: 'wikitext-2-raw-v1/train-00000-of-00001.parquet', sha256: null },
+      { path: 'wikitext-2-raw-v1/train-00000-of-00001.parquet', sha256: null, bytes: 6357543 },
     ],
-    valid: [{ path: 'wikitext-2-raw-v1/validation-00000-of-00001.parquet', sha256: null }],
-    test: [{ path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet', sha256: null }],
+    valid: [{ path: 'wikitext-2-raw-v1/validation-00000-of-00001.parquet', sha256: null, bytes: 657209 }],
+    test: [{ path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet', sha256: null, bytes: 732610 }],
   },
   'wikitext-103': {
     train: [
-      { path: 'wikitext-103-v1/train-00000-of-00002.parquet', sha256: null },
-      { path: 'wikitext-103-v1/train-00001-of-00002.parquet', sha256: null },
+      { path: 'wikitext-103-v1/train-00000-of-00002.parquet', sha256: null, bytes: 155788327 },
+      { path: 'wikitext-103-v1/train-00001-of-00002.parquet', sha256: null, bytes: 155928670 },
     ],
-    valid: [{ path: 'wikitext-103-v1/validation-00000-of-00001.parquet', sha256: null }],
-    test: [{ path: 'wikitext-103-v1/test-00000-of-00001.parquet', sha256: null }],
+    valid: [{ path: 'wikitext-103-v1/validation-00000-of-00001.parquet', sha256: null, bytes: 655106 }],
+    test: [{ path: 'wikitext-103-v1/test-00000-of-00001.parquet', sha256: null, bytes: 721735 }],
   },
   'wikitext-103-raw': {
     train: [
-      { path: 'wikitext-103-raw-v1/train-00000-of-00002.parquet', sha256: null },
-      { path: 'wikitext-103-raw-v1/train-00001-of-00002.parquet', sha256: null },
+      { path: 'wikitext-103-raw-v1/train-00000-of-00002.parquet', sha256: null, bytes: 156987808 },
+      { path: 'wikitext-103-raw-v1/train-00001-of-00002.parquet', sha256: null, bytes: 157088770 },
     ],
-    valid: [{ path: 'wikitext-103-raw-v1/validation-00000-of-00001.parquet', sha256: null }],
-    test: [{ path: 'wikitext-103-raw-v1/test-00000-of-00001.parquet', sha256: null }],
+    valid: [{ path: 'wikitext-103-raw-v1/validation-00000-of-00001.parquet', sha256: null, bytes: 657209 }],
+    test: [{ path: 'wikitext-103-raw-v1/test-00000-of-00001.parquet', sha256: null, bytes: 732610 }],
   },
 };

@@ -1,10 +1,12 @@
 // Resumable, verified downloads. Bytes go to `<dest>.part` (resumed with an HTTP Range request
-// after an interruption), the finished file is hashed, and only a file whose SHA-256 matches
-// its pin is renamed onto `dest` — rename within a folder is atomic, so `dest` is either absent
-// or complete and verified, never half-written.
+// after an interruption), the finished file is hashed, and only a file whose SHA-256 (and size)
+// matches its pins is renamed onto `dest` — rename within a folder is atomic, so `dest` is either
+// absent or complete and verified, never half-written. A file whose hash is not pinned but whose
+// size is gets its first download's hash recorded in `<dest>.sha256` (trust on first use), and
+// every later use is checked against that record.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createProgress, formatBytes } from './progress.ts';
 
@@ -19,9 +21,13 @@ export class ChecksumError extends DownloadError {
 export interface DownloadOptions {
   url: string;
   dest: string;
-  /** Expected SHA-256 (hex); null = not pinned (refused unless allowUnpinned). */
+  /** Expected SHA-256 (hex); null = not pinned. */
   sha256: string | null;
+  /** Expected size in bytes; null/absent = not pinned. With neither pin the file is refused unless allowUnpinned. */
+  bytes?: number | null;
   allowUnpinned?: boolean;
+  /** Give up when the server has not answered within this many ms (default 30 s). */
+  connectTimeoutMs?: number;
   /** Progress bar on stderr; default: when stderr is a terminal. */
   progress?: boolean;
   /** Messages for the user (default: stderr). */
@@ -35,6 +41,31 @@ export interface DownloadResult {
   resumedFrom: number;
   /** True when `dest` already existed (and matched its pin) so nothing was fetched. */
   alreadyPresent: boolean;
+}
+
+/**
+ * For a file downloaded without a pinned hash: re-hash it against the SHA-256 recorded beside it
+ * (`<path>.sha256`) at download time. No record, nothing to check; a mismatch is a ChecksumError.
+ */
+export async function checkRecordedSha256(path: string): Promise<void> {
+  const recorded = await readRecord(`${path}.sha256`);
+  if (recorded === null) return;
+  const have = await sha256File(path);
+  if (have !== recorded) {
+    throw new ChecksumError(
+      `${path} has SHA-256 ${have}, not the ${recorded} recorded in ${path}.sha256 when it was downloaded, ` +
+        `i.e. the file changed since. Delete it and run again to download a fresh copy.`,
+    );
+  }
+}
+
+async function readRecord(path: string): Promise<string | null> {
+  try {
+    const s = (await readFile(path, 'utf8')).trim().toLowerCase();
+    return /^[0-9a-f]{64}$/.test(s) ? s : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -56,22 +87,28 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const pin = opts.sha256?.toLowerCase() ?? null;
   if (pin !== null && !/^[0-9a-f]{64}$/.test(pin)) throw new Error(`Bad SHA-256 pin for ${url}: ${opts.sha256}`);
-  if (pin === null && !opts.allowUnpinned) {
+  const size = opts.bytes ?? null;
+  if (pin === null && size === null && !opts.allowUnpinned) {
     throw new DownloadError(
-      `Refusing to download ${url}: no SHA-256 is pinned for it in this version ` +
+      `Refusing to download ${url}: neither a SHA-256 nor a size is pinned for it in this version ` +
         `(HF_PARQUET_FILES in src/data/datasets.ts), so the file could not be verified. ` +
         `Pass allowUnpinned: true (--allow-unpinned) to download it anyway, or place the files ` +
         `yourself and point WIKITEXT_DIR / --data-dir at them.`,
     );
   }
 
-  if ((await sizeOf(dest)) !== null) {
+  const record = `${dest}.sha256`;
+  const destSize = await sizeOf(dest);
+  if (destSize !== null) {
     const have = await sha256File(dest);
-    if (pin !== null && have !== pin) {
-      throw new ChecksumError(
-        `${dest} exists but its SHA-256 is ${have}, not the pinned ${pin}. ` +
-          `Delete it and run again to download a fresh copy.`,
-      );
+    const recorded = pin === null ? await readRecord(record) : null;
+    const expected = pin ?? recorded;
+    const what = pin !== null ? 'the pinned' : `the ${recorded} recorded in ${record} when it was downloaded, i.e. the file changed since`;
+    if (expected !== null && have !== expected) {
+      throw new ChecksumError(`${dest} exists but its SHA-256 is ${have}, not ${what}. Delete it and run again to download a fresh copy.`);
+    }
+    if (size !== null && destSize !== size) {
+      throw new ChecksumError(`${dest} exists but holds ${destSize} bytes, not the pinned ${size}. Delete it and run again to download a fresh copy.`);
     }
     return { path: dest, sha256: have, resumedFrom: 0, alreadyPresent: true };
   }
@@ -80,15 +117,20 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
   const part = `${dest}.part`;
   let have = (await sizeOf(part)) ?? 0;
   const resumedFrom = have;
-  const res = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {}, redirect: 'follow' }).catch(
-    (e: unknown) => {
+  // Only the wait for the response is bounded: a slow but steady body may take as long as it needs.
+  const abort = new AbortController();
+  const timeoutMs = opts.connectTimeoutMs ?? 30_000;
+  const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  const res = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {}, redirect: 'follow', signal: abort.signal })
+    .catch((e: unknown) => {
+      const why = abort.signal.aborted ? (abort.signal.reason as Error).message : (e as Error).message;
       throw new DownloadError(
-        `Could not connect to download ${url} (${(e as Error).message}). ` +
+        `Could not connect to download ${url} (${why}). ` +
           `Check the network, or place the files yourself and point WIKITEXT_DIR / --data-dir at them.`,
         { cause: e },
       );
-    },
-  );
+    })
+    .finally(() => clearTimeout(timer));
 
   let total: number | null = null;
   let append = false;
@@ -125,6 +167,15 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     throw new DownloadError(`Downloading ${url} failed: HTTP ${res.status} ${res.statusText}.`);
   }
 
+  if (size !== null && total !== null && total !== size) {
+    await res.body?.cancel();
+    await rm(part, { force: true });
+    throw new ChecksumError(
+      `${url} is ${total} bytes long, not the pinned ${size}: the server holds a different file. ` +
+        `Nothing was installed. Check the download address (a mirror?) or the pin in src/data/datasets.ts.`,
+    );
+  }
+
   if (res.status !== 416) {
     const bar = createProgress({ label: `download ${url.split('/').pop()}`, total: total ?? 0, enabled: opts.progress, format: formatBytes });
     const fh = await open(part, append ? 'a' : 'w');
@@ -152,6 +203,11 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     }
   }
 
+  const partSize = (await sizeOf(part)) ?? 0;
+  if (size !== null && partSize !== size) {
+    await rm(part, { force: true });
+    throw new ChecksumError(`Size mismatch for ${url}: expected ${size} bytes, got ${partSize}. The download was deleted and nothing was installed. Run again.`);
+  }
   const got = await sha256File(part);
   if (pin !== null && got !== pin) {
     await rm(part, { force: true });
@@ -161,7 +217,15 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
         `and the pin in src/data/datasets.ts must be reviewed.`,
     );
   }
-  if (pin === null) log(`warning: ${url} is not pinned; downloaded file has SHA-256 ${got} (pin it in src/data/datasets.ts).`);
+  if (pin === null) {
+    // Record before the rename: a final-named file always has its record.
+    await writeFile(record, `${got}\n`);
+    log(
+      size !== null
+        ? `note: ${url.split('/').pop()}: size ${size} bytes verified; no SHA-256 is pinned in this version, so the hash of this download (${got}) was recorded in ${record} and is checked on every later use.`
+        : `warning: ${url} is not pinned; downloaded file has SHA-256 ${got} (recorded in ${record}; pin it in src/data/datasets.ts).`,
+    );
+  }
   await rename(part, dest);
   return { path: dest, sha256: got, resumedFrom, alreadyPresent: false };
 }

@@ -20,7 +20,7 @@ import {
   type WikiTextInfo,
   type WikiTextName,
 } from './datasets.ts';
-import { downloadFile } from './download.ts';
+import { checkRecordedSha256, downloadFile } from './download.ts';
 import { linesToText, readParquetTextColumn } from './parquet.ts';
 import { sotuSplits } from './sotu.ts';
 
@@ -63,7 +63,7 @@ export interface ResolveOptions {
   splits?: readonly Split[];
   /** Download HF's parquet files into the cache when nothing is found (default false). */
   allowDownload?: boolean;
-  /** Download files whose SHA-256 is not pinned (default false; see HF_PARQUET_FILES). */
+  /** Download files with neither a SHA-256 nor a size pinned (default false; see HF_PARQUET_FILES). */
   allowUnpinned?: boolean;
   /** Mirror or test server to download from instead of HF_BASE_URL. */
   downloadBaseUrl?: string;
@@ -123,6 +123,7 @@ export async function resolveCorpus(opts: ResolveOptions = {}): Promise<Corpus> 
             url: `${base}/${f.path}`,
             dest: join(cacheWikitext, ...f.path.split('/')),
             sha256: f.sha256,
+            bytes: f.bytes,
             allowUnpinned: opts.allowUnpinned,
             progress: opts.progress,
             log: opts.log,
@@ -142,7 +143,7 @@ export async function resolveCorpus(opts: ResolveOptions = {}): Promise<Corpus> 
     `Put the files in a folder named ${info.folders[0]}/ (train.txt, valid.txt, test.txt or ` +
     `wiki.{train,valid,test}.${info.classicSuffix}) or ${info.hfConfig}/ (Hugging Face parquet files) inside DIR, ` +
     `then pass --data-dir DIR (dataDir) or set WIKITEXT_DIR=DIR; or let it be downloaded into ${cacheWikitext} ` +
-    `with --download (allowDownload: true; the Hub files are not pinned yet, so add --allow-unpinned).`;
+    `with --download (allowDownload: true).`;
   const dl = downloadProblem ? `\nDownload failed: ${downloadProblem}` : opts.allowDownload ? '' : '\nDownloading was not enabled.';
   if (!isDefault) {
     throw new CorpusError(
@@ -313,7 +314,10 @@ export async function readSplitText(corpus: Corpus, split: Split, opts: ReadOpti
   } else {
     what = src.paths.join(' + ');
     const rows: string[] = [];
-    for (const p of src.paths) for (const r of await readParquetTextColumn(p)) rows.push(r);
+    for (const p of src.paths) {
+      if (verify) await checkRecordedSha256(p);
+      for (const r of await readParquetTextColumn(p)) rows.push(r);
+    }
     text = linesToText(rows);
   }
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { HF_BASE_URL, HF_PARQUET_FILES, SPLITS, type RemoteFile, type Split } from '../../src/data/datasets.ts';
+import { HF_BASE_URL, HF_PARQUET_FILES, HF_REVISION, SPLITS, type RemoteFile, type Split } from '../../src/data/datasets.ts';
 import { ChecksumError, DownloadError, downloadFile } from '../../src/data/download.ts';
 import { readSplitText, resolveCorpus } from '../../src/data/wikitext.ts';
 import { makeTmp } from './helpers/env.ts';
@@ -109,6 +109,46 @@ describe('downloadFile', () => {
     expect(lines.join('\n')).toContain(sha(payload));
   });
 
+  it('a pinned size without a pinned hash: verified, the hash recorded, later tampering caught', async () => {
+    server = await startFileServer({ 'f.bin': payload });
+    const dest = fresh();
+    const url = `${server.baseUrl}/f.bin`;
+    const lines: string[] = [];
+    const r = await downloadFile({ url, dest, sha256: null, bytes: payload.length, progress: false, log: (l) => lines.push(l) });
+    expect(r.sha256).toBe(sha(payload));
+    expect(readFileSync(`${dest}.sha256`, 'utf8').trim()).toBe(sha(payload));
+    expect(lines.join('\n')).toMatch(/size 200000 bytes verified; no SHA-256 is pinned.*recorded/);
+    expect((await downloadFile({ url, dest, sha256: null, bytes: payload.length, ...quiet })).alreadyPresent).toBe(true);
+    const changed = Buffer.from(payload);
+    changed[123] ^= 1;
+    writeFileSync(dest, changed);
+    await expect(downloadFile({ url, dest, sha256: null, bytes: payload.length, ...quiet })).rejects.toThrow(/recorded in .*\.sha256 when it was downloaded, i\.e\. the file changed since/);
+  });
+
+  it('a server file of another size than the pin is refused before its body is read', async () => {
+    server = await startFileServer({ 'f.bin': payload });
+    const dest = fresh();
+    const err = await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: null, bytes: payload.length + 1, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChecksumError);
+    expect((err as Error).message).toMatch(/is 200000 bytes long, not the pinned 200001/);
+    expect(existsSync(dest)).toBe(false);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('gives up on a server that never answers, with a clear message', async () => {
+    const { createServer } = await import('node:net');
+    const silent = createServer(() => {}); // accepts connections, never replies
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const err = await downloadFile({ url: `http://127.0.0.1:${port}/f.bin`, dest: fresh(), sha256: sha(payload), connectTimeoutMs: 300, ...quiet }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DownloadError);
+      expect((err as Error).message).toMatch(/no answer within 0\.3 s/);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('reports HTTP errors', async () => {
     server = await startFileServer({});
     await expect(downloadFile({ url: `${server.baseUrl}/missing.bin`, dest: fresh(), sha256: sha(payload), ...quiet })).rejects.toThrow(
@@ -118,8 +158,9 @@ describe('downloadFile', () => {
 });
 
 describe('HF parquet table', () => {
-  it('lists the official Salesforce/wikitext files, unpinned (null) rather than guessed', () => {
-    expect(HF_BASE_URL).toBe('https://huggingface.co/datasets/Salesforce/wikitext/resolve/main');
+  it('lists the official Salesforce/wikitext files at a fixed Hub commit, sizes pinned, hashes null rather than guessed', () => {
+    expect(HF_BASE_URL).toBe(`https://huggingface.co/datasets/Salesforce/wikitext/resolve/${HF_REVISION}`);
+    expect(HF_REVISION).toMatch(/^[0-9a-f]{40}$/);
     expect(HF_PARQUET_FILES['wikitext-2-raw'].train[0]!.path).toBe('wikitext-2-raw-v1/train-00000-of-00001.parquet');
     expect(HF_PARQUET_FILES['wikitext-2'].valid[0]!.path).toBe('wikitext-2-v1/validation-00000-of-00001.parquet');
     expect(HF_PARQUET_FILES['wikitext-103'].train.map((f) => f.path)).toEqual([
@@ -127,7 +168,13 @@ describe('HF parquet table', () => {
       'wikitext-103-v1/train-00001-of-00002.parquet',
     ]);
     for (const splits of Object.values(HF_PARQUET_FILES))
-      for (const files of Object.values(splits)) for (const f of files) expect(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256)).toBe(true);
+      for (const files of Object.values(splits))
+        for (const f of files) {
+          expect(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256)).toBe(true);
+          expect(Number.isInteger(f.bytes) && f.bytes! > 100_000, f.path).toBe(true);
+        }
+    // WikiText-2 and -103 share their valid/test articles: the raw files are the same size.
+    expect(HF_PARQUET_FILES['wikitext-103-raw'].valid[0]!.bytes).toBe(HF_PARQUET_FILES['wikitext-2-raw'].valid[0]!.bytes);
   });
 });
 
@@ -167,6 +214,23 @@ describe('resolveCorpus download path', () => {
     expect(server.requests.length).toBe(3);
   });
 
+  it('size-pinned files (the real table\'s case) are recorded on download and re-checked when read from the cache', async () => {
+    server = await startFileServer(files);
+    const sized = Object.fromEntries(SPLITS.map((s) => [s, remote[s].map((f) => ({ path: f.path, sha256: null, bytes: files[f.path]!.length }))]));
+    const opts = { dataset: 'wikitext-2' as const, env: {}, cacheDir: join(tmp.dir, 'usercache-sized'), allowDownload: true, downloadBaseUrl: server.baseUrl, ...quiet };
+    const corpus = await resolveCorpus({ ...opts, remoteFiles: sized as Record<Split, RemoteFile[]> });
+    const again = await resolveCorpus(opts);
+    expect(again.origin).toBe('cache');
+    const src = again.splits.test!;
+    if (src.kind !== 'parquet') throw new Error('expected parquet');
+    expect(readFileSync(`${src.paths[0]}.sha256`, 'utf8').trim()).toBe(sha(files[src.paths[0]!.split('/wikitext/')[1]!]!));
+    expect(await readSplitText(corpus, 'test', { verify: false })).toBe(' \n = C = \n \n delta @-@ epsilon . \n');
+    const bytes = readFileSync(src.paths[0]!);
+    bytes[bytes.length - 9] ^= 1; // inside the footer length/metadata: any change counts
+    writeFileSync(src.paths[0]!, bytes);
+    await expect(readSplitText(again, 'test')).rejects.toThrow(/recorded in .*\.sha256 when it was downloaded/);
+  });
+
   it('a failed download of an explicitly requested corpus is an error that says why', async () => {
     server = await startFileServer(files);
     const bad = { ...remote, valid: [{ path: remote.valid[0]!.path, sha256: 'f'.repeat(64) }] };
@@ -185,10 +249,10 @@ describe('resolveCorpus download path', () => {
   it('the default job falls back to the embedded corpus when the download fails, and says why', async () => {
     const c = await resolveCorpus({ env: {}, cacheDir: join(tmp.dir, 'usercache4'), allowDownload: true, downloadBaseUrl: 'http://127.0.0.1:9', ...quiet });
     expect(c.dataset).toBe('sotu');
-    expect(c.banner).toMatch(/Download failed: Refusing to download/);
+    expect(c.banner).toMatch(/Download failed: Could not connect to download http:\/\/127\.0\.0\.1:9\/wikitext-2-v1\/train/);
   });
 
-  it('without allowUnpinned the real (unpinned) table refuses before touching the network', async () => {
+  it('the real table (sizes pinned) downloads without allowUnpinned: an unreachable server is the error', async () => {
     const err = await resolveCorpus({
       dataset: 'wikitext-2',
       env: {},
@@ -197,6 +261,6 @@ describe('resolveCorpus download path', () => {
       downloadBaseUrl: 'http://127.0.0.1:9',
       ...quiet,
     }).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/Download failed: Refusing to download http:\/\/127\.0\.0\.1:9\/wikitext-2-v1\/train-00000-of-00001\.parquet/);
+    expect((err as Error).message).toMatch(/Download failed: Could not connect to download http:\/\/127\.0\.0\.1:9\/wikitext-2-v1\/train-00000-of-00001\.parquet/);
   });
 });
