@@ -186,3 +186,13 @@ describe('run input', () => {
     expect(() => readMetrics(file)).toThrow(`${file}: no metric records`);
   });
 });
+
+describe('loss smoothing', () => {
+  it('scales the EMA window with the run: raw on short runs, a 50-step window (β = 0.98) on long ones', async () => {
+    const { emaBeta } = await import('../../src/train/report/charts.ts');
+    expect(emaBeta(10)).toBe(0); // window 1: the curve is the loss itself
+    expect(emaBeta(30)).toBeCloseTo(0.5);
+    expect(emaBeta(300)).toBeCloseTo(0.95);
+    expect(emaBeta(100_000)).toBeCloseTo(0.98);
+  });
+});

@@ -9,8 +9,14 @@ import type { Run } from './runs.ts';
 
 /** Keeps every SVG small enough to inline in report.html: long runs are thinned to about this many points per series. */
 const MAX_POINTS = 800;
-/** EMA factor for the smoothed train loss (≈50-step window). */
-const EMA_BETA = 0.98;
+/**
+ * EMA factor for the smoothed train loss: a window of about a fifteenth of the run, at most 50
+ * steps (β = 0.98). A fixed 50-step window would trail far behind a short run's falling loss.
+ */
+export function emaBeta(steps: number): number {
+  const window = Math.min(50, Math.max(1, Math.round(steps / 15)));
+  return 1 - 1 / window;
+}
 const FONT = 'DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif';
 
 /** Every k-th element (and always the last) so that at most `max` remain. */
@@ -21,7 +27,7 @@ function thin<T>(xs: T[], max = MAX_POINTS): T[] {
 }
 
 /** Bias-corrected EMA (as in Adam) so the curve starts at the first loss instead of at 0. Skips nulls. */
-function ema(values: (number | null)[], beta = EMA_BETA): (number | null)[] {
+function ema(values: (number | null)[], beta: number): (number | null)[] {
   let m = 0;
   let n = 0;
   return values.map((v) => {
@@ -76,8 +82,9 @@ function logTicks(lo: number, hi: number): number[] {
 
 /** (a) Train loss (thin raw + EMA) and validation loss (points) against tokens, log y. */
 export function lossSpec(runs: Run[]): TopLevelSpec {
+  const beta = emaBeta(Math.max(0, ...runs.map((r) => r.train.length)));
   const train = runs.flatMap((r) => {
-    const smooth = ema(r.train.map((t) => t.loss));
+    const smooth = ema(r.train.map((t) => t.loss), beta);
     return thin(r.train.map((t, i) => ({ run: r.label, tokens: t.tokens, loss: t.loss, ema: smooth[i] })));
   }).filter((d) => d.loss !== null && d.loss > 0); // log scale: drop non-finite/non-positive
   const val = runs.flatMap((r) => r.evals.filter((e) => e.valLoss !== null && e.valLoss > 0).map((e) => ({ run: r.label, tokens: e.tokens, loss: e.valLoss })));
@@ -91,7 +98,7 @@ export function lossSpec(runs: Run[]): TopLevelSpec {
   const y = { type: 'quantitative' as const, scale: { type: 'log' as const, domain, nice: false }, axis: { title: 'Cross-entropy loss (nats/token, log scale)', values } };
   return {
     ...base,
-    title: { text: 'Loss convergence', subtitle: `Thin: train loss per step · line: train loss EMA (β=${EMA_BETA}) · dots: validation loss` },
+    title: { text: 'Loss convergence', subtitle: `Thin: train loss per step · line: train loss EMA (β=${+beta.toFixed(3)}) · dots: validation loss` },
     width: 640,
     height: 360,
     layer: [
