@@ -265,7 +265,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
 
   const flush = async () => {
     if (pending.length === 0) return;
-    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.full([2], NaN)]);
+    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2])]);
     beforeWait();
     const vals = await E.concat(scalars.map((t) => E.reshape(t, [t.size]))).toArray();
     afterWait();
