@@ -35,7 +35,9 @@ const SPEC = {
   tMult: { type: 'int', default: 1, min: 1, help: 'cosine-restarts: period growth factor' },
   weightDecay: { type: 'number', default: 0.1, min: 0, help: 'weight decay (decoupled for adamw and sophia; not applied to biases and LayerNorm)' },
   gradClip: { type: 'number', default: 1, min: 0, help: 'global gradient-norm clipping (0 = off)' },
-  precision: { type: 'string', default: 'f32', choices: ['f32', 'f16'], help: 'f16 mixed precision (not implemented yet: runs f32 and says so)' },
+  precision: { type: 'string', default: 'f32', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 matmuls/activations, f32 master weights and optimizer state, dynamic loss scaling; needs shader-f16, else runs f32 and says so)' },
+  lossScale: { type: 'number', default: 65536, min: 0, exclusive: true, help: 'f16: initial loss scale (halved on overflow)' },
+  lossScaleWindow: { type: 'int', default: 2000, min: 1, help: 'f16: consecutive good steps before the loss scale doubles' },
   hessEvery: { type: 'int', default: 10, min: 1, help: 'Sophia: refresh the Hessian estimate every k steps' },
   rho: { type: 'number', default: 0.04, min: 0, exclusive: true, help: 'Sophia (GNB, official form): ρ; the step clips |m|/(ρ·B·h)' },
   gamma: { type: 'number', default: 0.01, min: 0, exclusive: true, help: 'Sophia-H (Hutchinson, paper form): γ; the step clips m/max(γ·h, ε)' },
@@ -70,7 +72,6 @@ async function main(): Promise<void> {
   }
   const ctx = await E.init();
   console.log(`adapter: ${E.describeAdapter(ctx)}`);
-  if (flags.precision === 'f16') console.log('note: --precision f16 is not implemented yet; training in f32.');
 
   // The data: WikiText-2 by default; this checkout's development copy sits in ../shared/data.
   const shared = resolve(root, '../shared/data');
@@ -142,9 +143,12 @@ async function main(): Promise<void> {
       out,
       sampleTokens: flags.sampleTokens!,
       maxBadSteps: 10,
+      precision: flags.precision as TrainConfig['precision'],
+      lossScale: flags.lossScale!,
+      lossScaleWindow: flags.lossScaleWindow!,
     } as TrainConfig);
     const meta = { dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), node: process.version, engine: '0.1.0' };
-    console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model} ==`);
+    console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model}${cfg.precision === 'f16' ? ', precision f16' : ''} ==`);
     const bar = createProgress({ label: name, total: 1, enabled: process.stderr.isTTY });
     const summary = await trainRun(cfg, data, meta, {
       progress: (done, total, note) => {

@@ -5,7 +5,7 @@
 // P: 0 rows, 1 n, 2 logits offset, 3 seedLo, 4 seedHi, 5 counter base, 6 u low clamp (f32), 7 u high clamp (f32)
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<i32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<{{X_TYPE}}>; // f32 or f16
 var<workgroup> bestV: array<f32, 64>;
 var<workgroup> bestI: array<u32, 64>;
 
@@ -33,7 +33,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         block = ctr;
       }
       let u = min(max(unit(r[g & 3u]), PF(6u)), PF(7u));
-      let v = x[P(2u) + row * n + c] + -log(-log(u));
+      let v = f32(x[P(2u) + row * n + c]) + -log(-log(u));
       if (v > best) {
         best = v;
         bestIdx = c;

@@ -3,8 +3,8 @@
 // softmax" of Milakov & Gimelshein 2018); lanes then merge their pairs in a tree.
 // P: 0 rows, 1 n, 2 offset of the input
 {{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<{{X_TYPE}}>;
+@group(0) @binding(2) var<storage, read> x: array<{{X_TYPE}}>; // f32 or f16 (computed in f32)
 var<workgroup> wm: array<f32, 64>;
 var<workgroup> ws: array<f32, 64>;
 
@@ -25,7 +25,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   if (row < P(0u)) {
     let base = P(2u) + row * n;
     for (var j = lid.x; j < n; j += 64u) {
-      let v = x[base + j];
+      let v = f32(x[base + j]);
       if (v > m) {
         s = s * exp(m - v) + 1.0;
         m = v;
@@ -45,5 +45,5 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     workgroupBarrier();
   }
-  if (lid.x == 0u && row < P(0u)) { out[row] = wm[0] + log(ws[0]); }
+  if (lid.x == 0u && row < P(0u)) { out[row] = {{X_TYPE}}(wm[0] + log(ws[0])); }
 }

@@ -9,14 +9,15 @@
 // register-tiled kernel. Edge rows/columns are clamped so no load goes out of bounds.
 // P: 0 M, 1 N, 2 K, 3 aOff, 4 aBatch, 5 aRow, 6 aCol, 7 bOff, 8 bBatch, 9 bRow, 10 bCol, 11 cOff
 {{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> c: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
+// Operands and C may be f16 (storage only): loads convert to f32, the sums stay f32, C is rounded once.
+@group(0) @binding(1) var<storage, read_write> c: array<{{C_TYPE}}>;
+@group(0) @binding(2) var<storage, read> a: array<{{A_TYPE}}>;
+@group(0) @binding(3) var<storage, read> b: array<{{B_TYPE}}>;
 
 fn store(row: u32, col0: u32, M: u32, N: u32, base: u32, v: vec4<f32>) {
   if (row >= M) { return; }
   for (var j = 0u; j < 4u; j++) {
-    if (col0 + j < N) { c[base + row * N + col0 + j] = v[j]; }
+    if (col0 + j < N) { c[base + row * N + col0 + j] = {{C_TYPE}}(v[j]); }
   }
 }
 
@@ -50,12 +51,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc3 = vec4<f32>(0.0);
   for (var k = 0u; k < K; k++) {
     let bk = k * bRow;
-    let bv = vec4<f32>(b[b0 + bk], b[b1 + bk], b[b2 + bk], b[b3 + bk]);
+    let bv = vec4<f32>(f32(b[b0 + bk]), f32(b[b1 + bk]), f32(b[b2 + bk]), f32(b[b3 + bk]));
     let ak = k * aCol;
-    acc0 += a[a0 + ak] * bv;
-    acc1 += a[a1 + ak] * bv;
-    acc2 += a[a2 + ak] * bv;
-    acc3 += a[a3 + ak] * bv;
+    acc0 += f32(a[a0 + ak]) * bv;
+    acc1 += f32(a[a1 + ak]) * bv;
+    acc2 += f32(a[a2 + ak]) * bv;
+    acc3 += f32(a[a3 + ak]) * bv;
   }
   let cBase = P(11u) + batch * M * N;
   store(row0, col0, M, N, cBase, acc0);

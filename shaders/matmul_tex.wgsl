@@ -30,7 +30,7 @@
 //    5 C offset of this dispatch's first matrix, 6 Kp * 16 (B texels per column panel)
 enable subgroups;
 {{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read_write> c: array<{{C_TYPE}}>;
 @group(0) @binding(2) var at: texture_2d<f32>;
 @group(0) @binding(3) var bt: texture_2d<f32>;
 
@@ -39,14 +39,15 @@ fn texel(t: texture_2d<f32>, i: u32) -> vec4<f32> {
 }
 
 fn store4(i: u32, col: u32, N: u32, v: vec4<f32>) {
+  // (C may be f16: the f32 accumulators are rounded once, here.)
   if (col + 3u < N) {
-    c[i] = v.x;
-    c[i + 1u] = v.y;
-    c[i + 2u] = v.z;
-    c[i + 3u] = v.w;
+    c[i] = {{C_TYPE}}(v.x);
+    c[i + 1u] = {{C_TYPE}}(v.y);
+    c[i + 2u] = {{C_TYPE}}(v.z);
+    c[i + 3u] = {{C_TYPE}}(v.w);
   } else {
     for (var j = 0u; j < 4u; j++) {
-      if (col + j < N) { c[i + j] = v[j]; }
+      if (col + j < N) { c[i + j] = {{C_TYPE}}(v[j]); }
     }
   }
 }

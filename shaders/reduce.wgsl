@@ -2,7 +2,7 @@
 // One workgroup per output row; 64 lanes stride over the row, then a tree in shared memory
 // (pairwise partial sums keep f32 sums accurate). P(0) = rows, P(1) = inner.
 {{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<{{OUT_TYPE}}>;
 {{EXPR}}
 fn combine(a: f32, b: f32) -> f32 { return {{COMBINE}}; }
 var<workgroup> partial: array<f32, 64>;
@@ -24,5 +24,5 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (lid.x < s) { partial[lid.x] = combine(partial[lid.x], partial[lid.x + s]); }
     workgroupBarrier();
   }
-  if (lid.x == 0u && row < rows) { out[P(2u) + row] = partial[0]; }
+  if (lid.x == 0u && row < rows) { out[P(2u) + row] = {{OUT_TYPE}}(partial[0]); }
 }

@@ -1,6 +1,6 @@
 // Reduces short rows (inner <= 32): one lane per output row, a plain loop.
 {{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<{{OUT_TYPE}}>;
 {{EXPR}}
 fn combine(a: f32, b: f32) -> f32 { return {{COMBINE}}; }
 @compute @workgroup_size(64)
@@ -14,5 +14,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var j = 0u; j < inner; j++) {
     acc = combine(acc, expr(row * inner + j));
   }
-  out[P(2u) + row] = acc;
+  out[P(2u) + row] = {{OUT_TYPE}}(acc);
 }

@@ -6,7 +6,7 @@
 //    window, 4 unique rows in this window, 5 element where the window's binding starts
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<{{SRC_TYPE}}>; // f32 or f16; the sums are f32
 @group(0) @binding(3) var<storage, read> csr: array<i32>; // [rows(U), rowStart(U+1), positions]
 
 @compute @workgroup_size(64)
@@ -22,7 +22,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let posBase = 2u * unique + 1u;
   var acc = 0.0;
   for (var p = start; p < end; p++) {
-    acc += src[P(2u) + u32(csr[posBase + p]) * width + col];
+    acc += f32(src[P(2u) + u32(csr[posBase + p]) * width + col]);
   }
   out[u32(csr[u]) * width + col - P(5u)] = acc;
 }

@@ -58,7 +58,7 @@ P.detach = function () { return ops.detach(this); };
 P.backward = function (seed) { backward(this, seed); };
 P.requiresGrad_ = function (on = true) {
   if (this.gradFn) throw new Error('requiresGrad_(): only leaf tensors can be marked; this one was computed by an op (detach() it first)');
-  if (on && this.dtype !== 'f32') throw new Error(`requiresGrad_(): only f32 tensors can require grad, this one is ${this.dtype}`);
+  if (on && this.dtype === 'i32') throw new Error(`requiresGrad_(): only float (f32, f16) tensors can require grad, this one is ${this.dtype}`);
   this.requiresGrad = on;
   return this;
 };

@@ -88,6 +88,15 @@ async function open(): Promise<GpuContext> {
   };
 }
 
+/** Throws unless the device has `shader-f16` (f16 tensors need it). */
+export function requireF16(): void {
+  if (ctx().hasF16) return;
+  throw new Error(
+    `f16 tensors need the WebGPU feature 'shader-f16', which this adapter (${describeAdapter(ctx())}) does not offer. ` +
+      'Use f32 tensors (or --precision f32) on this adapter.',
+  );
+}
+
 /** Opens the device on first call; later calls return the same one. */
 export function gpuContext(): Promise<GpuContext> {
   pending ??= open().then((c) => (current = c));

@@ -26,6 +26,7 @@ export function bindingLimit(): number {
   return limitOverride ?? ctx().limits.maxStorageBufferBindingSize;
 }
 
+const F16_USE = /\bf16\b/;
 const pipelines = new Map<string, GPUComputePipeline>();
 
 /** Compiles (once per distinct source) and caches a compute pipeline. */
@@ -33,7 +34,9 @@ export function pipeline(source: string, label = 'kernel'): GPUComputePipeline {
   let p = pipelines.get(source);
   if (!p) {
     const { device } = ctx();
-    const module = device.createShaderModule({ code: source, label });
+    // Only shaders that touch f16 enable it (it must come before any declaration).
+    const code = F16_USE.test(source) ? `enable f16;\n${source}` : source;
+    const module = device.createShaderModule({ code, label });
     p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
     pipelines.set(source, p);
   }

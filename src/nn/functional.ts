@@ -5,6 +5,7 @@ import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
 import { bindingLimit } from '../gpu/runtime.ts';
+import { fullp, lowp } from './autocast.ts';
 
 const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape } = ops;
 
@@ -16,19 +17,23 @@ export function gelu(x: Tensor): Tensor {
 
 /** LayerNorm over the last axis with biased variance, as torch.nn.LayerNorm. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  x = fullp(x); // statistics in f32 under autocast
   const mu = mean(x, -1, true);
   const xc = sub(x, mu);
   const variance = mean(mul(xc, xc), -1, true);
   return add(mul(mul(xc, rsqrt(add(variance, eps))), weight), bias);
 }
 
-/** x·W + b with W stored [in, out] (GPT-2's Conv1D layout); leading dims are flattened into one matmul. */
+/**
+ * x·W + b with W stored [in, out] (GPT-2's Conv1D layout); leading dims are flattened into one
+ * matmul. Under autocast('f16') input, weight and bias are cast to f16 and so is the output.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   const [inF, outF] = weight.shape;
   if (x.shape[x.rank - 1] !== inF) throw new Error(`linear: input ${fmt(x.shape)} does not end in ${inF} (weight ${fmt(weight.shape)})`);
   const lead = x.shape.slice(0, -1);
-  const y = matmul(reshape(x, [-1, inF]), weight);
-  return reshape(bias ? add(y, bias) : y, [...lead, outF]);
+  const y = matmul(reshape(lowp(x), [-1, inF]), lowp(weight));
+  return reshape(bias ? add(y, lowp(bias)) : y, [...lead, outF]);
 }
 
 /** A lazy [T, T] mask, 1 where key position ≤ query position (costs no buffer). */
@@ -45,7 +50,8 @@ export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   const D = q.shape[3];
   const scores = mul(matmul(q, ops.transpose(k)), 1 / Math.sqrt(D));
   const masked = where(causalMask(T), scores, -Infinity);
-  return matmul(softmax(masked, -1), v);
+  // Under autocast('f16') the products are f16 and the softmax f32 (lowp/fullp are no-ops otherwise).
+  return matmul(lowp(softmax(fullp(masked), -1)), v);
 }
 
 /**
@@ -58,7 +64,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
   if (targets.shape.join() !== logits.shape.slice(0, -1).join()) {
     throw new Error(`crossEntropy: targets ${fmt(targets.shape)} must match logits ${fmt(logits.shape)} without the class axis`);
   }
-  const flat = reshape(logits, [-1, V]);
+  const flat = reshape(fullp(logits), [-1, V]); // the loss in f32 under autocast
   const t = reshape(targets, [-1]);
   const nll = sub(logsumexp(flat, -1), takeAlongLastAxis(flat, t));
   const keep = raw.binary('ne', t, raw.scalar(ignoreIndex));
@@ -79,10 +85,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
  */
 export function headLogits(h: Tensor, wte: Tensor): Tensor {
   const [V, C] = wte.shape;
-  if (wte.isLazy || wte.layout().storage.buffer.size <= bindingLimit()) return matmul(h, ops.transpose(wte));
+  // Under autocast('f16') the head is a linear layer like the others: f16 operands and logits.
+  if (wte.isLazy || wte.layout().storage.buffer.size <= bindingLimit()) return matmul(lowp(h), ops.transpose(lowp(wte)));
   const per = Math.max(64, Math.floor(bindingLimit() / (C * 4) / 64) * 64);
   const parts: Tensor[] = [];
-  for (let v0 = 0; v0 < V; v0 += per) parts.push(matmul(h, ops.transpose(ops.slice(wte, [[v0, Math.min(V, v0 + per)], null]))));
+  for (let v0 = 0; v0 < V; v0 += per) parts.push(matmul(lowp(h), ops.transpose(lowp(ops.slice(wte, [[v0, Math.min(V, v0 + per)], null])))));
   return ops.concat(parts, -1);
 }
 
@@ -102,7 +109,10 @@ export function sumOverLogitChunks(
   let totals: Tensor[] | null = null;
   for (let r0 = 0; r0 < N; r0 += rows) {
     const r1 = Math.min(N, r0 + rows);
-    const logits = headLogits(ops.slice(h, [[r0, r1], null]), wte);
+    // Under autocast the f16 logits are taken to f32 once (realised: log-sum-exp and the target
+    // lookup both read them) so the loss is computed in f32.
+    const head = headLogits(ops.slice(h, [[r0, r1], null]), wte);
+    const logits = head.dtype === 'f16' ? fullp(head).realize() : head;
     const t = ops.slice(targets, [[r0, r1]]);
     const p = parts(logits, t, raw.binary('ge', t, raw.scalar(0)));
     totals = totals ? totals.map((a, k) => add(a, p[k])) : p;

@@ -6,3 +6,4 @@ export { gnbEstimate, gnbFromLogits, hutchinsonEstimate, meanCrossEntropy, type 
 export * from './schedule.ts';
 export { clipGradNorm } from './clip.ts';
 export { saveOptimizer, loadOptimizer } from './checkpoint.ts';
+export { GradScaler, type GradScalerOptions } from './scaler.ts';

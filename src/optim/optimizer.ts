@@ -90,6 +90,8 @@ export abstract class Optimizer {
   protected readonly state = new Map<string, Map<string, Tensor>>();
   /** 1 for each step whose gradients were all finite, summed lazily on the GPU. */
   private finiteSteps: Tensor | null = null;
+  /** The last step's verdict (0-d, 1 = all gradients finite), for a loss scaler to reuse. */
+  private lastFinite: Tensor | null = null;
 
   constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: BaseOptions) {
     checkRange('lr', opts.lr, 0, Infinity);
@@ -172,8 +174,17 @@ export abstract class Optimizer {
           this.update(p, p.param.grad, lr, g.options.weightDecay ?? 0, finite, t);
         }
       }
-      if (finite && finite !== this.finiteSteps) finite.dispose();
+      this.lastFinite?.dispose();
+      this.lastFinite = finite ? keep(finite === this.finiteSteps ? ops.add(finite, 0).realize() : finite) : null;
     });
+  }
+
+  /**
+   * A 0-d tensor, 1 when the last step's gradients were all finite (and it was taken), 0 when it
+   * was skipped; null with nonFinite: 'update'. Stays on the GPU (GradScaler.update reads it there).
+   */
+  lastStepFinite(): Tensor | null {
+    return this.lastFinite;
   }
 
   /** Steps skipped because of non-finite gradients (reads one number back). */

@@ -7,7 +7,7 @@
 // run at ~5 GB/s, so a chain like GELU's backward in one kernel instead of ten matters.
 import type { Storage } from './storage.ts';
 
-export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'cast_i32' | 'isfinite';
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'cast_i32' | 'isfinite' | 'round_f16';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne';
 
 export type Expr =
@@ -100,6 +100,9 @@ const UNARY_WGSL: Record<UnaryOp, (a: string) => string> = {
   cast_i32: (a) => `trunc(${a})`,
   // By the exponent bits, which no compiler may fold away (unlike x == x under fast math).
   isfinite: (a) => `select(0.0, 1.0, (bitcast<u32>(${a}) & 0x7f800000u) != 0x7f800000u)`,
+  // An f16 result computed in f32: rounded where the op produces it, so a fused chain of f16 ops
+  // gives the values that realising each op into f16 storage would (PyTorch's eager f16).
+  round_f16: (a) => `f32(f16(${a}))`,
 };
 
 const BINARY_WGSL: Record<BinaryOp, (a: string, b: string) => string> = {

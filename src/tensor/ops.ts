@@ -1,6 +1,6 @@
 // Raw tensor operations: no autograd, just shapes, views and kernels. src/autograd wraps each
 // of these with its backward rule.
-import { ctx } from '../gpu/device.ts';
+import { ctx, requireF16 } from '../gpu/device.ts';
 import { runtime } from '../gpu/runtime.ts';
 import { type BinaryOp, type Expr, exprSize, exprStorages, type UnaryOp } from './expr.ts';
 import { bindingLimit } from './kernels/windows.ts';
@@ -11,6 +11,7 @@ import { randomKernel, type RandomKind } from './kernels/random.ts';
 import { reduceRows, type ReduceOp } from './kernels/reduce.ts';
 import { logsumexpRows, takeRows } from './kernels/rows.ts';
 import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape } from './shape.ts';
+import { encodeHalves } from './half.ts';
 import { Storage, type DType } from './storage.ts';
 import { Tensor } from './tensor.ts';
 
@@ -27,9 +28,10 @@ export function fromArray(data: ArrayData, shape?: Shape, dtype?: DType): Tensor
   const s = shape ?? [data.length];
   checkShape('tensor', s);
   if (numel(s) !== data.length) throw new Error(`tensor: ${data.length} values cannot fill shape ${fmt(s)} (${numel(s)} elements)`);
-  const host = dt === 'i32' ? Int32Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>);
+  const values = data as ArrayLike<number>;
+  const host = dt === 'i32' ? Int32Array.from(values) : dt === 'f16' ? encodeHalves(values) : Float32Array.from(values);
   ctx();
-  const storage = Storage.allocate(host.length, dt);
+  const storage = Storage.allocate(values.length, dt);
   if (dt === 'i32') storage.hostIndices = host as Int32Array;
   if (host.length > 0) runtime.write(storage.buffer, 0, host);
   return Tensor.owning(storage, s);
@@ -75,23 +77,40 @@ function fusable(t: Tensor): Tensor {
   return t;
 }
 
+/**
+ * The float dtype of an elementwise result, by PyTorch's promotion: f16 when some input is f16
+ * and none is f32, where scalar constants do not count (x_f16 * 0.5 stays f16).
+ */
+export function resultDtype(...inputs: Tensor[]): 'f32' | 'f16' {
+  const weak = (t: Tensor) => t.rank === 0 && t.isLazy && t.expr().k === 'const';
+  const strong = inputs.filter((t) => !weak(t));
+  return strong.some((t) => t.dtype === 'f16') && !strong.some((t) => t.dtype === 'f32') ? 'f16' : 'f32';
+}
+
+/** A lazy result of `dtype`; an f16 one is rounded to f16 right here (see round_f16). */
+function lazyResult(e: Expr, shape: readonly number[], dtype: 'f32' | 'f16'): Tensor {
+  if (dtype === 'f16') requireF16();
+  return dtype === 'f16' ? Tensor.lazy({ k: 'un', op: 'round_f16', a: e }, shape, 'f16') : Tensor.lazy(e, shape, 'f32');
+}
+
 export function unary(op: UnaryOp, a: Tensor): Tensor {
   fusable(a);
-  return Tensor.lazy({ k: 'un', op, a: a.expr() }, a.shape, op === 'cast_i32' ? 'i32' : 'f32');
+  if (op === 'cast_i32') return Tensor.lazy({ k: 'un', op, a: a.expr() }, a.shape, 'i32');
+  return lazyResult({ k: 'un', op, a: a.expr() }, a.shape, op === 'isfinite' ? 'f32' : resultDtype(a));
 }
 
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   fusable(a);
   fusable(b);
-  const t = Tensor.lazy({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape);
+  const t = lazyResult({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b));
   return limitInputs(t);
 }
 
 export function where(c: Tensor, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes('where', c.shape, a.shape, b.shape);
   [c, a, b].forEach(fusable);
-  const t = Tensor.lazy({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape);
+  const t = lazyResult({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b));
   return limitInputs(t);
 }
 
@@ -109,7 +128,9 @@ export function indexAlong(shape: Shape, axis: number): Tensor {
 
 export function cast(a: Tensor, dtype: DType): Tensor {
   if (a.dtype === dtype) return a;
-  return dtype === 'i32' ? unary('cast_i32', a) : Tensor.lazy(a.expr(), a.shape, 'f32');
+  if (dtype === 'i32') return unary('cast_i32', a);
+  fusable(a);
+  return lazyResult(a.expr(), a.shape, dtype);
 }
 
 // ---------------------------------------------------------------- views
@@ -178,7 +199,8 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
     return keepdims ? reshape(r, t.shape.map(() => 1)) : r;
   }
   fusable(view);
-  const storage = reduceRows(view.expr(), view.shape, kept.length, op);
+  // f16 in, f16 out (as in PyTorch), accumulated in f32.
+  const storage = reduceRows(view.expr(), view.shape, kept.length, op, t.dtype === 'f16' ? 'f16' : 'f32');
   if (view !== t) view.dispose();
   const outShape = keepdims ? t.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : kept.map((i) => t.shape[i]);
   return Tensor.owning(storage, outShape);
@@ -247,6 +269,7 @@ function operand(t: Tensor, batch: readonly number[]): MatOperand {
 
 /** matmul with NumPy semantics for rank ≥ 2 operands (batch dims broadcast). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.dtype === 'i32' || b.dtype === 'i32') throw new Error(`matmul: operands must be float tensors, got ${a.dtype} @ ${b.dtype} (cast them first)`);
   if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: operands must have rank ≥ 2, got ${fmt(a.shape)} and ${fmt(b.shape)} (reshape vectors to [1, n] or [n, 1])`);
   const [M, K] = a.shape.slice(-2);
   const [K2, N] = b.shape.slice(-2);
@@ -254,7 +277,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const batch = broadcastShapes('matmul (batch dims)', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const A = operand(a, batch);
   const B = operand(b, batch);
-  const out = matmulKernel(A, B, numel(batch), M, N, K);
+  // f16 @ f16 gives f16 (summed in f32, rounded once); a mix promotes to f32.
+  const out = matmulKernel(A, B, numel(batch), M, N, K, a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32');
   A.storage.release();
   B.storage.release();
   return Tensor.owning(out, [...batch, M, N]);
@@ -293,7 +317,11 @@ export function scatterAdd(src: Tensor, idx: Tensor, rows: number): Tensor {
   scatterAddRows(out.layout().storage, rows, s.layout().storage, s.layout().offset, width, csrT.layout().storage, csr.subarray(0, unique));
   if (s !== src) s.dispose();
   csrT.dispose();
-  return out;
+  // f16 rows are summed in f32 and rounded once.
+  if (src.dtype !== 'f16') return out;
+  const half = cast(out, 'f16'); // lazy: holds its own reference on out's buffer
+  out.dispose();
+  return half;
 }
 
 // ---------------------------------------------------------------- assembly

@@ -1,10 +1,12 @@
 // A reference-counted GPU buffer. Views of one tensor share a Storage; lazy (unrealised)
 // tensors hold references to the storages their expression reads.
+import { requireF16 } from '../gpu/device.ts';
 import { pool } from '../gpu/pool.ts';
 
-export type DType = 'f32' | 'i32';
+/** f16 is a storage type: kernels load it into f32, compute in f32 and round when they store it. */
+export type DType = 'f32' | 'f16' | 'i32';
 
-export const BYTES: Record<DType, number> = { f32: 4, i32: 4 };
+export const BYTES: Record<DType, number> = { f32: 4, f16: 2, i32: 4 };
 
 let nextId = 1;
 
@@ -21,6 +23,7 @@ export class Storage {
   ) {}
 
   static allocate(elements: number, dtype: DType): Storage {
+    if (dtype === 'f16') requireF16();
     return new Storage(pool.acquire(Math.max(1, elements) * BYTES[dtype]), elements, dtype);
   }
 

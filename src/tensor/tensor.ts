@@ -6,6 +6,7 @@ import { Storage, type DType, BYTES } from './storage.ts';
 import { type Expr, exprStorages, mapLeaves } from './expr.ts';
 import { contiguousStrides, fmt, numel, reshapeStrides, type Shape } from './shape.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
+import { decodeHalves } from './half.ts';
 import { track } from './scope.ts';
 
 /** What src/autograd attaches to a tensor produced by a differentiable op. */
@@ -178,9 +179,10 @@ export class Tensor {
     this.gradFn = null;
   }
 
-  /** Reads the values back as f32 (the only way data leaves the GPU; i32 values convert exactly below 2^24). */
+  /** Reads the values back as f32 (the only way data leaves the GPU; f16 converts exactly, i32 exactly below 2^24). */
   async toArray(): Promise<Float32Array> {
     const raw = await this.readRaw();
+    if (this.dtype === 'f16') return decodeHalves(new Uint16Array(raw, 0, this.size));
     return this.dtype === 'f32' ? new Float32Array(raw) : Float32Array.from(new Int32Array(raw));
   }
 
@@ -192,7 +194,9 @@ export class Tensor {
 
   private async readRaw(): Promise<ArrayBuffer> {
     this.check('read');
-    const src = this.isContiguous() ? this : this.contiguousCopy();
+    // Buffer copies start at multiples of 4 bytes: an f16 view at an odd offset is copied first.
+    const aligned = this.dtype !== 'f16' || this.isLazy || this.layout().offset % 2 === 0;
+    const src = this.isContiguous() && aligned ? this : this.contiguousCopy();
     const { storage, offset } = src.layout();
     const bytes = await runtime.readBuffer(storage.buffer, offset * BYTES[this.dtype], this.size * BYTES[this.dtype]);
     if (src !== this) src.dispose();

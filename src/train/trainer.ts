@@ -4,11 +4,13 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../index.ts';
+import { ctx, describeAdapter } from '../gpu/device.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.ts';
-import { functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor } from '../nn/index.ts';
+import { autocast, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor, type Precision } from '../nn/index.ts';
 import * as O from '../optim/index.ts';
 import { readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { trainStep } from './step.ts';
 import type { Summary } from './report/runs.ts';
 
 export type OptimizerName = 'sophia' | 'sophia-h' | 'adam' | 'adamw' | 'sgd';
@@ -46,6 +48,15 @@ export interface TrainConfig {
   sampleTokens: number;
   /** Stop after this many consecutive non-finite losses. */
   maxBadSteps: number;
+  /**
+   * 'f16': mixed precision (autocast f16 compute, f32 master weights and optimizer state, dynamic
+   * loss scaling); on an adapter without shader-f16 the run says so and trains in f32. Absent in
+   * configs written before it existed: f32.
+   */
+  precision?: Precision;
+  /** f16: initial loss scale (GradScaler's init_scale) and good steps before it doubles (growth_interval). */
+  lossScale?: number;
+  lossScaleWindow?: number;
 }
 
 export interface TrainData {
@@ -112,11 +123,13 @@ interface Pending {
   loss: Tensor;
   gradNorm: Tensor;
   winRate: Tensor | null;
+  /** f16: [loss scale, skipped steps so far] after this step. */
+  scaler: Tensor | null;
   estimatorMs: number | null;
 }
 
 /** Mean loss, perplexity and next-token accuracy over the first `evalTokens` of the split. */
-async function evaluate(model: GPT2, tokens: Uint16Array, cfg: TrainConfig): Promise<{ valLoss: number; valPpl: number; valAcc: number }> {
+async function evaluate(model: GPT2, tokens: Uint16Array, cfg: TrainConfig, precision: Precision): Promise<{ valLoss: number; valPpl: number; valAcc: number }> {
   const slice = tokens.subarray(0, Math.min(tokens.length, cfg.evalTokens + 1));
   model.eval();
   let nll: Tensor | null = null;
@@ -125,7 +138,7 @@ async function evaluate(model: GPT2, tokens: Uint16Array, cfg: TrainConfig): Pro
   for (const b of evalBatches(slice, { batchSize: cfg.batchSize, blockSize: cfg.context })) {
     const s = E.tidy(() =>
       E.noGrad(() => {
-        const r = model.evalSums(E.tensor(b.inputs, [cfg.batchSize, cfg.context], 'i32'), E.tensor(b.targets, [cfg.batchSize, cfg.context], 'i32'));
+        const r = autocast(precision, () => model.evalSums(E.tensor(b.inputs, [cfg.batchSize, cfg.context], 'i32'), E.tensor(b.targets, [cfg.batchSize, cfg.context], 'i32')));
         return {
           nll: (nll ? E.add(nll, r.nll) : r.nll).realize(),
           correct: (correct ? E.add(correct, r.correct) : r.correct).realize(),
@@ -146,6 +159,14 @@ async function hostTensors(prefix: string, named: Iterable<[string, Tensor]>, in
   for (const [name, t] of named) into.set(prefix + name, { dtype: 'F32', shape: [...t.shape], data: await t.toArray() });
 }
 
+/** The precision a run trains in: f16 needs the adapter's shader-f16 (else it says so and uses f32). */
+function effectivePrecision(cfg: TrainConfig, log: (line: string) => void): Precision {
+  if ((cfg.precision ?? 'f32') === 'f32') return 'f32';
+  if (ctx().hasF16) return 'f16';
+  log(`note: --precision f16 needs the adapter feature 'shader-f16', which ${describeAdapter(ctx())} does not offer; training in f32.`);
+  return 'f32';
+}
+
 /** Runs (or resumes) one training run into cfg.out. */
 export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<string, unknown>, hooks: Hooks = {}, resume = false): Promise<RunSummary> {
   const log = hooks.log ?? ((l: string) => console.log(l));
@@ -164,6 +185,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   const schedule = buildSchedule(cfg, totalSteps);
   const tokensPerStep = cfg.batchSize * cfg.context * cfg.gradAccum;
   const isSophia = opt instanceof O.Sophia;
+  const precision = effectivePrecision(cfg, log);
+  const scaler = precision === 'f16' ? new O.GradScaler({ initScale: cfg.lossScale, growthInterval: cfg.lossScaleWindow }) : null;
 
   let step = 0;
   let metricRows = 0;
@@ -172,6 +195,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   let lastLoss = null as number | null;
   let lastEval: { valLoss: number; valPpl: number; valAcc: number } | null = null;
   let badRun = 0;
+  let lastSkipped = 0;
 
   if (resume) {
     const ck = readLatestCheckpoint(ckptDir);
@@ -185,6 +209,11 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     }
     const optTensors = new Map([...ck.tensors].filter(([n]) => n.startsWith('opt.')).map(([n, t]) => [n.slice(4), E.tensor(t.data as Float32Array, t.shape)] as const));
     opt.loadStateDict({ json: st.optimizer, tensors: optTensors });
+    if (scaler) {
+      const scalerTensors = new Map([...ck.tensors].filter(([n]) => n.startsWith('scaler.')).map(([n, t]) => [n.slice(7), E.tensor(t.data as Float32Array, t.shape)] as const));
+      scaler.loadStateTensors(scalerTensors);
+      lastSkipped = (await scaler.state()).skippedSteps;
+    }
     loader.restore(st.loader as BatchLoaderState);
     estLoader.restore(st.estLoader as BatchLoaderState);
     estGen.state = st.estGen;
@@ -196,7 +225,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     log(`resumed ${cfg.optimizer} from step ${step}`);
   } else {
     writeFileSync(metricsPath, '');
-    writeFileSync(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
+    writeFileSync(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, precision, precisionRequested: cfg.precision ?? 'f32', totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
   }
 
   const writeRow = (row: Record<string, unknown>) => {
@@ -209,6 +238,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     await hostTensors('model.', model.namedParameters(), tensors);
     const sd = opt.stateDict();
     await hostTensors('opt.', sd.tensors, tensors);
+    if (scaler) await hostTensors('scaler.', scaler.stateTensors(), tensors);
     writeCheckpoint(ckptDir, {
       step,
       tensors,
@@ -235,19 +265,20 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
 
   const flush = async () => {
     if (pending.length === 0) return;
-    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN)]);
+    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2])]);
     beforeWait();
-    const vals = await E.concat(scalars.map((t) => E.reshape(t, [1]))).toArray();
+    const vals = await E.concat(scalars.map((t) => E.reshape(t, [t.size]))).toArray();
     afterWait();
     const elapsed = performance.now() - intervalStart;
     const perStep = (elapsed - intervalEstimatorMs) / pending.length;
     perStepMs = perStep;
     trainMs += elapsed;
     pending.forEach((p, i) => {
-      const [loss, gradNorm, win] = [vals[3 * i], vals[3 * i + 1], vals[3 * i + 2]];
+      const [loss, gradNorm, win, lossScale, skipped] = vals.subarray(5 * i, 5 * i + 5);
       if (Number.isFinite(loss)) {
         lastLoss = loss;
         badRun = 0;
+        if (p.scaler && skipped > lastSkipped) log(`step ${p.step}: f16 gradients overflowed; the step was skipped and the loss scale lowered to ${lossScale}`);
       } else {
         badRun++;
         log(`step ${p.step}: non-finite loss (${loss}); the optimizer skipped this update`);
@@ -263,9 +294,11 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
         winRate: Number.isNaN(win) ? null : win,
         stepMs: perStep + (p.estimatorMs ?? 0),
         estimatorMs: p.estimatorMs,
+        ...(p.scaler ? { lossScale, skippedSteps: skipped } : {}),
       });
+      if (p.scaler) lastSkipped = skipped;
     });
-    for (const p of pending) [p.loss, p.gradNorm, p.winRate].forEach((t) => t?.dispose());
+    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler].forEach((t) => t?.dispose());
     pending = [];
     intervalStart = performance.now();
     intervalEstimatorMs = 0;
@@ -313,19 +346,10 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     }
     const epoch = Math.floor(step / stepsPerEpoch);
     const kept = E.tidy(() => {
-      let total: Tensor | null = null;
-      for (let a = 0; a < cfg.gradAccum; a++) {
-        const batch = loader.next();
-        const loss = model.loss(E.tensor(batch.inputs, [cfg.batchSize, cfg.context], 'i32'), E.tensor(batch.targets, [cfg.batchSize, cfg.context], 'i32'));
-        E.backward(cfg.gradAccum > 1 ? E.mul(loss, 1 / cfg.gradAccum) : loss);
-        const l = E.detach(loss);
-        total = total ? E.add(total, l) : l;
-      }
-      const gradNorm = O.clipGradNorm(model.parameters(), cfg.gradClip > 0 ? cfg.gradClip : Infinity);
-      opt.step();
-      opt.zeroGrad();
+      const micro = Array.from({ length: cfg.gradAccum }, () => loader.next());
+      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context] });
       const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
-      return { loss: E.mul(total!, 1 / cfg.gradAccum).realize(), gradNorm, winRate: winRate?.realize() ?? null };
+      return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null };
     });
     step++;
     recordedSinceWait++;
@@ -340,7 +364,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     }
     if (step % cfg.evalEvery === 0 || atEnd) {
       const te = performance.now();
-      lastEval = await evaluate(model, data.valid, cfg);
+      lastEval = await evaluate(model, data.valid, cfg, precision);
       writeRow({ type: 'eval', step, epoch: step / stepsPerEpoch, tokens: step * tokensPerStep, ...lastEval });
       log(`[${cfg.optimizer}] step ${step}/${totalSteps}  train ${lastLoss?.toFixed(4) ?? '—'}  val ${lastEval.valLoss.toFixed(4)}  ppl ${lastEval.valPpl.toFixed(1)}  acc ${(lastEval.valAcc * 100).toFixed(2)}%`);
       intervalStart += performance.now() - te; // evaluation time is not training time

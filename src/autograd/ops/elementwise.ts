@@ -1,6 +1,7 @@
 // Differentiable elementwise ops. Forward: a lazy expression (fused later). Backward: more
 // elementwise ops, so second derivatives come for free.
 import * as raw from '../../tensor/ops.ts';
+import type { DType } from '../../tensor/storage.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
 import { record } from '../graph.ts';
 import { sumTo } from './reduce.ts';
@@ -20,8 +21,17 @@ function binaryOp(
   const out = raw.binary(op, A, B);
   return record(out, op, [A, B], (g, needs) => {
     const [ga, gb] = back(g, A, B, out);
-    return [needs[0] ? sumTo(ga(), A.shape) : null, needs[1] ? sumTo(gb(), B.shape) : null];
+    return [needs[0] ? gradFor(A, ga()) : null, needs[1] ? gradFor(B, gb()) : null];
   });
+}
+
+/**
+ * An input's gradient: the broadcast summed away, and in the input's own dtype (an f16 input of
+ * a mixed-dtype op, e.g. f32 residual + f16 branch, gets an f16 gradient, as in PyTorch).
+ */
+export function gradFor(input: Tensor, g: Tensor): Tensor {
+  const s = sumTo(g, input.shape);
+  return s.dtype === input.dtype ? s : cast(s, input.dtype);
 }
 
 function unaryOp(op: Parameters<typeof raw.unary>[0], a: Tensor, back: (g: Tensor, a: Tensor, out: Tensor) => Tensor | null): Tensor {
@@ -74,8 +84,8 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const B = lift(b);
   const out = raw.where(cond, A, B);
   return record(out, 'where', [A, B], (g, needs) => [
-    needs[0] ? sumTo(where(cond, g, 0), A.shape) : null,
-    needs[1] ? sumTo(where(cond, 0, g), B.shape) : null,
+    needs[0] ? gradFor(A, where(cond, g, 0)) : null,
+    needs[1] ? gradFor(B, where(cond, 0, g)) : null,
   ]);
 }
 
@@ -91,9 +101,13 @@ export const ge = compare('ge');
 export const eq = compare('eq');
 export const ne = compare('ne');
 
-/** Converts between f32 and i32 (i32 → f32 is exact below 2^24; f32 → i32 truncates). */
-export function cast(a: Tensor, dtype: 'f32' | 'i32'): Tensor {
+/**
+ * Converts between f32, f16 and i32 (to f16: round to nearest even, ±inf past 65504; to i32:
+ * truncation; i32 → float is exact below 2^24 (f32) or 2^11 (f16)). Between floats the gradient
+ * flows back cast to the input's dtype, so f32 master weights get f32 gradients.
+ */
+export function cast(a: Tensor, dtype: DType): Tensor {
   const out = raw.cast(a, dtype);
-  if (dtype === 'i32' || a.dtype === 'i32') return out;
-  return record(out, 'cast', [a], (g) => [g]);
+  if (out === a || dtype === 'i32' || a.dtype === 'i32') return out;
+  return record(out, 'cast', [a], (g) => [cast(g, a.dtype)]);
 }

@@ -2,34 +2,36 @@
 // one storage binding (GPT-2's embedding) are processed in windows of rows.
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
-import { Storage } from '../storage.ts';
+import { BYTES, Storage } from '../storage.ts';
 import { grid } from './launch.ts';
 import { bindingLimit } from './windows.ts';
 
-/** Row windows [r0, r1) of a [rows, width] f32 buffer region starting at `offset`, each bindable. */
-function rowWindows(offset: number, rowStride: number, rows: number, width: number): { r0: number; r1: number; start: number; bytes: number }[] {
+/** Row windows [r0, r1) of a [rows, width] buffer region starting at `offset`, each bindable (start 256-byte aligned). */
+function rowWindows(offset: number, rowStride: number, rows: number, width: number, bytesPer: number): { r0: number; r1: number; start: number; bytes: number }[] {
   const limit = bindingLimit();
-  const per = Math.max(1, Math.floor((limit - 256) / (rowStride * 4)));
+  const align = 256 / bytesPer;
+  const per = Math.max(1, Math.floor((limit - 256) / (rowStride * bytesPer)));
   const out = [];
   for (let r0 = 0; r0 < Math.max(rows, 1); r0 += per) {
     const r1 = Math.min(rows, r0 + per);
     const lo = offset + r0 * rowStride;
-    const start = Math.floor(lo / 64) * 64;
+    const start = Math.floor(lo / align) * align;
     const end = offset + Math.max(r1 - 1, r0) * rowStride + width;
-    out.push({ r0, r1, start, bytes: (end - start) * 4 });
+    out.push({ r0, r1, start, bytes: Math.ceil(((end - start) * bytesPer) / 4) * 4 });
   }
   return out;
 }
 
 export function gatherRows(src: Storage, srcOffset: number, rowStride: number, rows: number, width: number, idx: Storage, count: number): Storage {
-  const out = Storage.allocate(count * width, 'f32');
+  const out = Storage.allocate(count * width, src.dtype);
   if (count * width === 0) return out;
   const words = [count * width, width, rows, rowStride, srcOffset, 0, 1];
-  const pipe = pipeline(fillTemplate('gather', { PARAMS: paramsBlock(words.length) }), 'gather');
-  const windows = src.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: src.buffer.size }] : rowWindows(srcOffset, rowStride, rows, width);
+  const pipe = pipeline(fillTemplate('gather', { PARAMS: paramsBlock(words.length), SRC_TYPE: src.dtype }), 'gather');
+  const bytesPer = BYTES[src.dtype];
+  const windows = src.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: src.buffer.size }] : rowWindows(srcOffset, rowStride, rows, width, bytesPer);
   windows.forEach((w, i) => {
     const p = Uint32Array.from([count * width, width, w.r1 - w.r0, rowStride, srcOffset + w.r0 * rowStride - w.start, w.r0, i === 0 ? 1 : 0]);
-    runtime.dispatch(pipe, p, [{ buffer: out.buffer }, { buffer: src.buffer, offset: w.start * 4, size: w.bytes }, { buffer: idx.buffer }], grid(count * width));
+    runtime.dispatch(pipe, p, [{ buffer: out.buffer }, { buffer: src.buffer, offset: w.start * bytesPer, size: w.bytes }, { buffer: idx.buffer }], grid(count * width));
   });
   return out;
 }
@@ -69,8 +71,8 @@ export function scatterAddRows(out: Storage, rows: number, src: Storage, srcOffs
   const unique = uniqueRows.length;
   if (unique * width === 0) return;
   const words = [unique, width, srcOffset, 0, unique, 0];
-  const pipe = pipeline(fillTemplate('scatter_add', { PARAMS: paramsBlock(words.length) }), 'scatter_add');
-  const windows = out.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: out.buffer.size }] : rowWindows(0, width, rows, width);
+  const pipe = pipeline(fillTemplate('scatter_add', { PARAMS: paramsBlock(words.length), SRC_TYPE: src.dtype }), 'scatter_add');
+  const windows = out.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: out.buffer.size }] : rowWindows(0, width, rows, width, BYTES[out.dtype]);
   let u0 = 0;
   for (const w of windows) {
     let u1 = u0;

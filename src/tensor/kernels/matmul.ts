@@ -46,8 +46,9 @@ export function setMatmulStrategy(s: MatmulStrategy): void {
  */
 export let lastMatmulKernel = 'none';
 
-export function matmulKernel(a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number): Storage {
-  const out = Storage.allocate(batch * M * N, 'f32');
+/** C = A·B into a new [batch, M, N] storage of `outDtype`; operands may be f32 or f16 (f32 sums either way). */
+export function matmulKernel(a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number, outDtype: 'f32' | 'f16' = 'f32'): Storage {
+  const out = Storage.allocate(batch * M * N, outDtype);
   if (batch * M * N === 0) return out;
   // B shared by every batch entry and A's matrices back to back: one tall matrix [batch·M, K].
   if (batch > 1 && b.batchStride === 0 && (M === 1 || a.batchStride === M * a.rowStride) && batch * M <= MAX_ROWS) {
@@ -66,11 +67,14 @@ export function matmulKernel(a: MatOperand, b: MatOperand, batch: number, M: num
 
 // ---------------------------------------------------------------- simple kernel
 
-let simpleSource: string | null = null;
+const simpleSources = new Map<string, string>();
 
 function simpleMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number): void {
   const words = [M, N, K, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride, 0];
-  const source = (simpleSource ??= fillTemplate('matmul', { PARAMS: paramsBlock(words.length) }));
+  const types = { A_TYPE: a.storage.dtype, B_TYPE: b.storage.dtype, C_TYPE: out.dtype };
+  const key = Object.values(types).join();
+  let source = simpleSources.get(key);
+  if (!source) simpleSources.set(key, (source = fillTemplate('matmul', { PARAMS: paramsBlock(words.length), ...types })));
   const gx = Math.ceil(N / 32);
   const gy = Math.ceil(M / 32);
   // wid.z carries the batch; more than 65,535 matrices are split into several dispatches.
@@ -184,23 +188,25 @@ function body(): Record<string, string> {
 }
 
 // load4 of matmul_pack_{a,b}.wgsl: a strided gather with zeros past `n`, or one aligned vec4 load.
+// f16 operands are widened here, so the textures (and the matmul loop) are f32 either way.
 const GATHER4 = `  if (i0 + 3u < n) {
-    return vec4<f32>(src[base + i0 * cs], src[base + (i0 + 1u) * cs], src[base + (i0 + 2u) * cs], src[base + (i0 + 3u) * cs]);
+    return vec4<f32>(f32(src[base + i0 * cs]), f32(src[base + (i0 + 1u) * cs]), f32(src[base + (i0 + 2u) * cs]), f32(src[base + (i0 + 3u) * cs]));
   }
   var v = vec4<f32>(0.0);
   for (var q = 0u; q < 4u; q++) {
-    if (i0 + q < n) { v[q] = src[base + (i0 + q) * cs]; }
+    if (i0 + q < n) { v[q] = f32(src[base + (i0 + q) * cs]); }
   }
   return v;`;
-const VEC4 = '  return src[(base + i0) >> 2u];';
+const VEC4 = '  return vec4<f32>(src[(base + i0) >> 2u]);';
 
 const sourceCache = new Map<string, string>();
-function source(kind: 'a' | 'b' | 'main', vec4 = false): string {
-  const key = `${kind}${vec4}`;
+/** Pack kernels per operand dtype (`dtype`), the main kernel per output dtype. */
+function source(kind: 'a' | 'b' | 'main', dtype: 'f32' | 'f16' | 'i32', vec4 = false): string {
+  const key = `${kind}${dtype}${vec4}`;
   let s = sourceCache.get(key);
   if (!s) {
-    if (kind === 'main') s = fillTemplate('matmul_tex', { PARAMS: paramsBlock(7), R, R2: 2 * R, ...body() });
-    else s = fillTemplate(`matmul_pack_${kind}`, { PARAMS: paramsBlock(8), R, ELEM: vec4 ? 'vec4<f32>' : 'f32', LOAD4: vec4 ? VEC4 : GATHER4 });
+    if (kind === 'main') s = fillTemplate('matmul_tex', { PARAMS: paramsBlock(7), R, R2: 2 * R, C_TYPE: dtype, ...body() });
+    else s = fillTemplate(`matmul_pack_${kind}`, { PARAMS: paramsBlock(8), R, ELEM: vec4 ? `vec4<${dtype}>` : dtype, LOAD4: vec4 ? VEC4 : GATHER4 });
     sourceCache.set(key, s);
   }
   return s;
@@ -219,9 +225,9 @@ function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M:
   const aligned = (o: MatOperand, n: number) => o.colStride === 1 && n % 4 === 0 && o.offset % 4 === 0 && o.rowStride % 4 === 0 && o.batchStride % 4 === 0;
   const aVec = aligned(a, K);
   const bVec = aligned(b, N);
-  const pPackA = pipeline(source('a', aVec), 'matmul-pack-a');
-  const pPackB = pipeline(source('b', bVec), 'matmul-pack-b');
-  const pMain = pipeline(source('main'), 'matmul-tex');
+  const pPackA = pipeline(source('a', a.storage.dtype, aVec), 'matmul-pack-a');
+  const pPackB = pipeline(source('b', b.storage.dtype, bVec), 'matmul-pack-b');
+  const pMain = pipeline(source('main', out.dtype), 'matmul-tex');
   const chunk = Math.max(1, Math.min(65535, Math.floor(MAX_TEXELS / Math.max(aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, 1))));
   paramsBuffer ??= device.createBuffer({ size: 3 * SLOT, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'matmul-params' });
   const uniform = (slot: number, words: number) => ({ buffer: paramsBuffer!, offset: slot * SLOT, size: Math.ceil(words / 4) * 16 });

@@ -35,7 +35,7 @@ export function categoricalKernel(x: Storage, offset: number, rows: number, n: n
   if (rows === 0) return out;
   const f = new Uint32Array(new Float32Array(GUMBEL_U_RANGE).buffer);
   const words = [rows, n, offset, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0, counter >>> 0, f[0], f[1]];
-  const pipe = pipeline(fillTemplate('categorical', { PARAMS: paramsBlock(words.length), PHILOX: shaderTemplate('philox_core') }), 'categorical');
+  const pipe = pipeline(fillTemplate('categorical', { PARAMS: paramsBlock(words.length), X_TYPE: x.dtype, PHILOX: shaderTemplate('philox_core') }), 'categorical');
   runtime.dispatch(pipe, Uint32Array.from(words), [{ buffer: out.buffer }, { buffer: x.buffer }], grid(rows, 1));
   return out;
 }

@@ -18,10 +18,10 @@ const COMBINE: Record<ReduceOp, [string, string]> = {
 };
 
 /** Reduces `e` (of `shape` = [...row dims (rowDims of them), ...inner dims]) into a new [rows] storage. */
-export function reduceRows(e: Expr, shape: readonly number[], rowDims: number, op: ReduceOp): Storage {
+export function reduceRows(e: Expr, shape: readonly number[], rowDims: number, op: ReduceOp, outDtype: 'f32' | 'f16' = 'f32'): Storage {
   const rows = numel(shape.slice(0, rowDims));
   const inner = numel(shape.slice(rowDims));
-  const out = Storage.allocate(rows, 'f32');
+  const out = Storage.allocate(rows, outDtype);
   if (rows === 0) return out;
   const compiled = compileExpr(e, shape, 3, 2);
   const words = [rows, inner, 0, ...compiled.words];
@@ -32,6 +32,7 @@ export function reduceRows(e: Expr, shape: readonly number[], rowDims: number, o
     EXPR: compiled.code,
     COMBINE: combine,
     INIT: init,
+    OUT_TYPE: outDtype,
   });
   const pipe = pipeline(source, `reduce_${op}`);
   // Chunks split dim 0; with no row dims (a total reduction) dim 0 is reduced and cannot be

@@ -4,20 +4,21 @@ import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { Storage } from '../storage.ts';
 import { grid } from './launch.ts';
 
+// Both keep x's dtype (f32 or f16; f16 is computed in f32).
 export function logsumexpRows(x: Storage, offset: number, rows: number, n: number): Storage {
-  const out = Storage.allocate(rows, 'f32');
+  const out = Storage.allocate(rows, x.dtype);
   if (rows === 0) return out;
   const words = [rows, n, offset];
-  const pipe = pipeline(fillTemplate('logsumexp', { PARAMS: paramsBlock(words.length) }), 'logsumexp');
+  const pipe = pipeline(fillTemplate('logsumexp', { PARAMS: paramsBlock(words.length), X_TYPE: x.dtype }), 'logsumexp');
   runtime.dispatch(pipe, Uint32Array.from(words), [{ buffer: out.buffer }, { buffer: x.buffer }], grid(rows, 1));
   return out;
 }
 
 export function takeRows(x: Storage, offset: number, rows: number, n: number, ids: Storage, idsOffset: number): Storage {
-  const out = Storage.allocate(rows, 'f32');
+  const out = Storage.allocate(rows, x.dtype);
   if (rows === 0) return out;
   const words = [rows, n, offset];
-  const pipe = pipeline(fillTemplate('take', { PARAMS: paramsBlock(words.length) }), 'take');
+  const pipe = pipeline(fillTemplate('take', { PARAMS: paramsBlock(words.length), X_TYPE: x.dtype }), 'take');
   const idsBinding = { buffer: ids.buffer, offset: idsOffset * 4, size: Math.max(4, rows * 4) };
   if (idsOffset % 64 !== 0) throw new Error('internal: take needs 256-byte aligned ids');
   runtime.dispatch(pipe, Uint32Array.from(words), [{ buffer: out.buffer }, { buffer: x.buffer }, idsBinding], grid(rows));

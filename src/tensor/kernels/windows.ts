@@ -10,7 +10,7 @@ export interface Access {
   strides: readonly number[];
 }
 
-const ALIGN_ELEMS = 64; // 256-byte binding offsets for 4-byte elements
+const ALIGN_BYTES = 256; // minStorageBufferOffsetAlignment
 
 export { bindingLimit, setBindingLimit } from '../../gpu/runtime.ts';
 
@@ -60,7 +60,8 @@ export function planChunks(shape: readonly number[], accesses: readonly Access[]
     const base = new Map<Storage, number>();
     const bindings = new Map<Storage, Binding>();
     for (const [s, [lo, hi]] of ranges) {
-      const start = Math.floor(lo / ALIGN_ELEMS) * ALIGN_ELEMS;
+      const align = ALIGN_BYTES / BYTES[s.dtype];
+      const start = Math.floor(lo / align) * align;
       const bytes = Math.min(s.buffer.size, Math.ceil((hi * BYTES[s.dtype]) / 4) * 4) - start * BYTES[s.dtype];
       if (bytes > limit) return null;
       base.set(s, start);
