@@ -3,9 +3,10 @@
 import { fmt } from '../tensor/shape.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { accumulateLeafGrad, backwardPass, record, type GradOptions } from './graph.ts';
-import { add } from './ops/elementwise.ts';
+import { add, mul } from './ops/elementwise.ts';
+import { sum } from './ops/reduce.ts';
 import { ones, zeros } from './ops/creation.ts';
-import { detach } from './ops/views.ts';
+import { detach, reshape } from './ops/views.ts';
 
 /** loss.backward(): accumulates d(loss)/d(leaf) into `.grad` of every leaf that requires grad. */
 export function backward(output: Tensor, seed?: Tensor, opts: GradOptions = {}): void {
@@ -98,8 +99,9 @@ function seededGrads(outs: readonly Tensor[], seeds: readonly Tensor[], xs: read
 }
 
 /**
- * Forward-mode product J·t computed as the VJP of a VJP (the "double-vjp" trick): exact, and
- * needs no forward-mode rules.
+ * Forward-mode product J·t. For a scalar f it is ∇f·t: one ordinary backward pass. Otherwise it
+ * is computed as the VJP of a VJP (the "double-vjp" trick): exact, and needs no forward-mode
+ * rules, at the price of a second backward pass through the first one.
  */
 export function jvp(f: Fn, args: readonly Tensor[], tangents: readonly Tensor[]): { value: Tensor; jvp: Tensor } {
   if (tangents.length !== args.length) throw new Error(`jvp: ${args.length} arguments but ${tangents.length} tangents`);
@@ -108,6 +110,11 @@ export function jvp(f: Fn, args: readonly Tensor[], tangents: readonly Tensor[])
   });
   const xs = inputsOf(args);
   const value = f(...xs);
+  if (value.size === 1) {
+    const g = gradsFor(value, xs, undefined, {});
+    const dot = g.map((gi, i) => sum(mul(gi, tangents[i]))).reduce((a, b) => add(a, b));
+    return { value, jvp: reshape(dot, value.shape) };
+  }
   const u = zeros(value.shape);
   u.requiresGrad = true;
   const vjps = gradsFor(value, xs, u, { createGraph: true });

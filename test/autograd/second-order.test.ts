@@ -22,13 +22,23 @@ function spySquare(a: E.Tensor, calls: { n: number }): E.Tensor {
 describe('pruned backward passes', () => {
   it('jvp does not differentiate the forward graph a second time', async () => {
     const calls = { n: 0 };
-    const x = E.tensor([1, 2, 3]);
-    const t = E.tensor([0.5, -1, 2]);
-    const { jvp } = E.jvp((a) => E.sum(E.exp(spySquare(a, calls))), [x], [t]);
-    // d/ds Σ exp((x+st)²) = Σ exp(x²)·2x·t
-    const expected = [1, 2, 3].map((v, i) => Math.exp(v * v) * 2 * v * [0.5, -1, 2][i]).reduce((p, q) => p + q);
-    expect(Math.abs((await jvp.item()) - expected) / expected).toBeLessThan(1e-5);
+    const x = [1, 2, 3];
+    const t = [0.5, -1, 2];
+    const { jvp } = E.jvp((a) => E.exp(spySquare(a, calls)), [E.tensor(x)], [E.tensor(t)]);
+    // d/ds exp((x+st)²) = exp(x²)·2x·t
+    expectClose(await jvp.toArray(), x.map((v, i) => Math.exp(v * v) * 2 * v * t[i]), 1e-5, 1e-6, 'jvp');
     expect(calls.n).toBe(1); // the first backward only; the second one never reaches this node
+  });
+
+  it('jvp of a scalar function is ∇f·t from one backward pass', async () => {
+    const calls = { n: 0 };
+    const x = [1, 2, 3];
+    const t = [0.5, -1, 2];
+    const { value, jvp } = E.jvp((a) => E.sum(E.exp(spySquare(a, calls))), [E.tensor(x)], [E.tensor(t)]);
+    const expected = x.map((v, i) => Math.exp(v * v) * 2 * v * t[i]).reduce((p, q) => p + q);
+    expect(jvp.shape).toEqual(value.shape);
+    expect(Math.abs((await jvp.item()) - expected) / Math.abs(expected)).toBeLessThan(1e-5);
+    expect(calls.n).toBe(1);
   });
 
   it('a gradient nobody asked for is not computed (needs = false)', async () => {
