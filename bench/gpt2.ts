@@ -34,7 +34,9 @@ await E.runtime.sync();
 const ms = (performance.now() - t0) / n;
 const ours = { msPerStep: ms, tokensPerS: (B * T) / (ms / 1000) };
 
-// Gradient vs exact HVP (double backward) on the same batch.
+// Gradient vs exact HVP (double backward) vs jvp (the loss's directional derivative along the
+// same vector, by double VJP) on the same batch: interleaved rounds, so load on a shared machine
+// hits all three alike; the ratios are medians of per-round ratios.
 const params = model.parameters();
 const f = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(ids, tg));
 const probe = params.map((p) => E.keep(E.randn([...p.shape]).realize()));
@@ -46,8 +48,16 @@ const timeIt = async (fn: () => void, reps = 3): Promise<number> => {
   await E.runtime.sync();
   return (performance.now() - t) / reps;
 };
-const gradMs = await timeIt(() => void E.grad(f)(...params));
-const hvpMs = await timeIt(() => void E.hvp(f, params, probe));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const second = { grad: () => void E.grad(f)(...params), hvp: () => void E.hvp(f, params, probe), jvp: () => void E.jvp(f, params, probe) };
+const rounds: Record<keyof typeof second, number[]> = { grad: [], hvp: [], jvp: [] };
+for (const fn of Object.values(second)) await timeIt(fn, 1); // warm-up: shader compiles, pool
+for (let r = 0; r < 4; r++) for (const [k, fn] of Object.entries(second)) rounds[k as keyof typeof second].push(await timeIt(fn, 1));
+const gradMs = median(rounds.grad);
+const hvpMs = median(rounds.hvp);
+const jvpMs = median(rounds.jvp);
+const hvpRatio = median(rounds.hvp.map((h, i) => h / rounds.grad[i]));
+const jvpRatio = median(rounds.jvp.map((j, i) => j / rounds.grad[i]));
 
 // Optimizer cost over k = 10 steps: AdamW steps vs Sophia-G steps plus one GNB estimate.
 const named = model.namedParameters().map(([name, param]) => ({ name, param }));
@@ -68,7 +78,7 @@ const sophiaMs = await timeIt(
   10,
 );
 
-let peer: { msPerStep: number; tokensPerS: number; torch: string } | null = null;
+let peer: { msPerStep: number; tokensPerS: number; torch: string; gradMs: number; hvpMs: number; hvpRatio: number; jvpMs: number; jvpRatio: number } | null = null;
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 if (python) {
   const spec = { nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd, vocab: cfg.vocabSize, context: T, batch: B, threads: 2, steps: 5 };
@@ -84,11 +94,14 @@ if (python) {
 console.log(`adapter: ${E.describeAdapter(ctx)}`);
 console.log(`GPT-2 ${preset} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), batch ${B}×${T}, forward + backward + AdamW`);
 console.log(`  this engine : ${ours.msPerStep.toFixed(0)} ms/step  ${ours.tokensPerS.toFixed(0)} tokens/s`);
-console.log(`  gradient ${gradMs.toFixed(0)} ms, exact HVP ${hvpMs.toFixed(0)} ms → HVP/gradient ${(hvpMs / gradMs).toFixed(2)}×`);
+console.log(`  gradient ${gradMs.toFixed(0)} ms, exact HVP ${hvpMs.toFixed(0)} ms → HVP/gradient ${hvpRatio.toFixed(2)}×; jvp (directional derivative) ${jvpMs.toFixed(0)} ms → ${jvpRatio.toFixed(2)}×`);
 console.log(`  training step incl. update, mean over k = 10: AdamW ${adamwMs.toFixed(0)} ms, Sophia-G (GNB every 10) ${sophiaMs.toFixed(0)} ms → ${(sophiaMs / adamwMs).toFixed(2)}×`);
-if (peer) console.log(`  PyTorch ${peer.torch} CPU (2 threads): ${peer.msPerStep.toFixed(0)} ms/step  ${peer.tokensPerS.toFixed(0)} tokens/s  → ratio ${(ours.tokensPerS / peer.tokensPerS).toFixed(3)}`);
+if (peer) {
+  console.log(`  PyTorch ${peer.torch} CPU (2 threads): ${peer.msPerStep.toFixed(0)} ms/step  ${peer.tokensPerS.toFixed(0)} tokens/s  → ratio ${(ours.tokensPerS / peer.tokensPerS).toFixed(3)}`);
+  console.log(`  PyTorch gradient ${peer.gradMs.toFixed(0)} ms, exact HVP ${peer.hvpMs.toFixed(0)} ms → HVP/gradient ${peer.hvpRatio.toFixed(2)}×; jvp ${peer.jvpMs.toFixed(0)} ms → ${peer.jvpRatio.toFixed(2)}×`);
+}
 mkdirSync('bench/out', { recursive: true });
 const file = `bench/out/gpt2-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ preset, B, T, adapter: E.describeAdapter(ctx), ours, peer, gradMs, hvpMs, adamwMs, sophiaMs }, null, 2) + '\n');
+writeFileSync(file, JSON.stringify({ preset, B, T, adapter: E.describeAdapter(ctx), ours, peer, gradMs, hvpMs, jvpMs, hvpRatio, jvpRatio, adamwMs, sophiaMs }, null, 2) + '\n');
 console.log(`wrote ${file}`);
 ctx.device.destroy();

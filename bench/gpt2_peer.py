@@ -67,4 +67,49 @@ t0 = time.perf_counter()
 for _ in range(n):
     step()
 dt = (time.perf_counter() - t0) / n
-print(json.dumps({'msPerStep': dt * 1000, 'tokensPerS': B * T / dt, 'torch': torch.__version__}))
+
+# Gradient vs exact HVP (double backward: grad with create_graph, then grad of Σ g·v) vs jvp
+# (torch.autograd.functional.jvp, itself a double VJP), interleaved like bench/gpt2.ts.
+params = list(model.parameters())
+probe = [torch.randn_like(p) for p in params]
+
+
+def grad():
+    torch.autograd.grad(model(idx, tg), params)
+
+
+def hvp():
+    g = torch.autograd.grad(model(idx, tg), params, create_graph=True)
+    torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, probe)), params)
+
+
+def jvp():
+    # d/ds loss(θ + s·v) at s = 0, by the same double-VJP trick torch.autograd.functional.jvp uses
+    loss = model(idx, tg)
+    u = torch.zeros_like(loss, requires_grad=True)
+    g = torch.autograd.grad(loss, params, grad_outputs=u, create_graph=True)
+    torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, probe)), u)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+rounds = {'grad': [], 'hvp': [], 'jvp': []}
+for fn in (grad, hvp, jvp):
+    fn()
+for _ in range(4):
+    for name, fn in (('grad', grad), ('hvp', hvp), ('jvp', jvp)):
+        rounds[name].append(timed(fn))
+
+
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+print(json.dumps({'msPerStep': dt * 1000, 'tokensPerS': B * T / dt, 'torch': torch.__version__,
+                  'gradMs': median(rounds['grad']), 'hvpMs': median(rounds['hvp']), 'jvpMs': median(rounds['jvp']),
+                  'hvpRatio': median([h / g for h, g in zip(rounds['hvp'], rounds['grad'])]),
+                  'jvpRatio': median([j / g for j, g in zip(rounds['jvp'], rounds['grad'])])}))

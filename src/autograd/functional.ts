@@ -4,9 +4,9 @@ import { fmt } from '../tensor/shape.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { accumulateLeafGrad, backwardPass, record, type GradOptions } from './graph.ts';
 import { add, mul } from './ops/elementwise.ts';
-import { ones, zeros } from './ops/creation.ts';
 import { sum } from './ops/reduce.ts';
-import { detach } from './ops/views.ts';
+import { ones, zeros } from './ops/creation.ts';
+import { detach, reshape } from './ops/views.ts';
 
 /** loss.backward(): accumulates d(loss)/d(leaf) into `.grad` of every leaf that requires grad. */
 export function backward(output: Tensor, seed?: Tensor, opts: GradOptions = {}): void {
@@ -81,21 +81,43 @@ export function hvp(f: Fn, params: readonly Tensor[], v: readonly Tensor[]): Ten
   const xs = inputsOf(params);
   const value = f(...xs);
   const g = gradsFor(value, xs, undefined, { createGraph: true });
-  const dot = g.map((gi, i) => sum(mul(gi, v[i]))).reduce((a, b) => add(a, b));
-  return gradsFor(dot, xs, undefined, {});
+  return seededGrads(g, v, xs);
 }
 
 /**
- * Forward-mode product J·t computed as the VJP of a VJP (the "double-vjp" trick): exact, and
- * needs no forward-mode rules.
+ * ∇ₓ(Σᵢ outᵢ·seedᵢ), the gradient of a dot product, without forming it: the seeds go straight
+ * into the backward pass as the outputs' gradients. Building Σ sum(outᵢ·seedᵢ) instead would
+ * compute every product and sum (a reduction per parameter) only to differentiate them, and its
+ * backward would materialise seedᵢ·1 per parameter (for GPT-2's tied embedding a 50257×C copy,
+ * realised again for each matmul that reads it). Outputs that do not depend on `xs` contribute 0.
+ */
+function seededGrads(outs: readonly Tensor[], seeds: readonly Tensor[], xs: readonly Tensor[]): Tensor[] {
+  const live = outs.map((_, i) => i).filter((i) => outs[i].requiresGrad);
+  if (live.length === 0) return xs.map((x) => zeros(x.shape));
+  const grads = backwardPass(live.map((i) => outs[i]), live.map((i) => seeds[i]), xs, add);
+  return xs.map((x) => grads.get(x) ?? zeros(x.shape));
+}
+
+/**
+ * Forward-mode product J·t. For a scalar f it is ∇f·t: one ordinary backward pass. Otherwise it
+ * is computed as the VJP of a VJP (the "double-vjp" trick): exact, and needs no forward-mode
+ * rules, at the price of a second backward pass through the first one.
  */
 export function jvp(f: Fn, args: readonly Tensor[], tangents: readonly Tensor[]): { value: Tensor; jvp: Tensor } {
+  if (tangents.length !== args.length) throw new Error(`jvp: ${args.length} arguments but ${tangents.length} tangents`);
+  tangents.forEach((t, i) => {
+    if (t.shape.join() !== args[i].shape.join()) throw new Error(`jvp: tangent ${i} has shape ${fmt(t.shape)}, argument ${i} has ${fmt(args[i].shape)}`);
+  });
   const xs = inputsOf(args);
   const value = f(...xs);
+  if (value.size === 1) {
+    const g = gradsFor(value, xs, undefined, {});
+    const dot = g.map((gi, i) => sum(mul(gi, tangents[i]))).reduce((a, b) => add(a, b));
+    return { value, jvp: reshape(dot, value.shape) };
+  }
   const u = zeros(value.shape);
   u.requiresGrad = true;
   const vjps = gradsFor(value, xs, u, { createGraph: true });
-  const dot = vjps.map((g, i) => sum(mul(g, tangents[i]))).reduce((a, b) => add(a, b));
-  const [jt] = gradsFor(dot, [u], undefined, {});
+  const [jt] = seededGrads(vjps, tangents, [u]);
   return { value, jvp: jt };
 }

@@ -39,7 +39,7 @@ export type BackwardFn = (gradOutput: Tensor, needs: readonly boolean[]) => (Ten
 /** Attaches a graph node to `out` when recording and some input requires grad. */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
   if (!recording || !inputs.some((t) => t.requiresGrad)) return out;
-  const node: GradNode = { op, inputs, backward: (g) => backward(g, inputs.map((t) => t.requiresGrad)) };
+  const node: GradNode = { op, inputs, backward: (g, needs) => backward(g, needs ?? inputs.map((t) => t.requiresGrad)) };
   out.requiresGrad = true;
   out.gradFn = node;
   return out;
@@ -62,6 +62,22 @@ function topoOrder(roots: readonly Tensor[]): Tensor[] {
     for (const i of t.gradFn?.inputs ?? []) if (i.requiresGrad && !seen.has(i)) stack.push([i, false]);
   }
   return order.reverse();
+}
+
+/**
+ * The tensors of `order` (reverse topological) from which some tensor of `wanted` can be
+ * reached. Only their gradients are computed: in a second backward pass (an HVP, a jvp) most of
+ * the recorded graph leads to the parameters, but e.g. jvp's wants only the dummy cotangent, and
+ * the forward graph, which does not depend on it, is then never differentiated.
+ */
+function leadingTo(order: readonly Tensor[], wanted: ReadonlySet<Tensor>): Set<Tensor> {
+  const leads = new Set<Tensor>();
+  const visit = (t: Tensor) => {
+    if (wanted.has(t) || t.gradFn?.inputs.some((i) => leads.has(i))) leads.add(t);
+  };
+  // Inputs come after their consumers in `order`: walk it backwards.
+  for (let i = order.length - 1; i >= 0; i--) visit(order[i]);
+  return leads;
 }
 
 export interface GradOptions {
@@ -93,14 +109,18 @@ export function backwardPass(
   return withRecording(!!opts.createGraph, () => {
     outputs.forEach((o, i) => accumulate(o, seeds[i]));
     const wanted = inputs ? new Set(inputs) : null;
-    for (const t of topoOrder(outputs)) {
+    const order = topoOrder(outputs);
+    const leads = wanted ? leadingTo(order, wanted) : null;
+    for (const t of order) {
       const g = grads.get(t);
       if (!g || !t.gradFn) continue;
       if (wanted?.has(t)) continue; // an intermediate asked for directly: stop here
-      const inGrads = t.gradFn.backward(g);
+      const needs = t.gradFn.inputs.map((i) => i.requiresGrad && (!leads || leads.has(i)));
+      if (!needs.some(Boolean)) continue;
+      const inGrads = t.gradFn.backward(g, needs);
       t.gradFn.inputs.forEach((input, k) => {
         const gi = inGrads[k];
-        if (!gi || !input.requiresGrad) return;
+        if (!gi || !needs[k]) return;
         if (gi.shape.join() !== input.shape.join()) {
           throw new Error(`internal: backward of ${t.gradFn!.op} gave a gradient of shape ${fmt(gi.shape)} for an input of shape ${fmt(input.shape)}`);
         }

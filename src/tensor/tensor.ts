@@ -13,8 +13,11 @@ import { track } from './scope.ts';
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
-  /** Given dL/d(output), returns dL/d(input) for each input (null = no gradient). */
-  backward(gradOutput: Tensor): (Tensor | null)[];
+  /**
+   * Given dL/d(output), returns dL/d(input) for each input (null = no gradient). `needs[k]`
+   * false means nobody wants input k's gradient (default: every input that requires grad).
+   */
+  backward(gradOutput: Tensor, needs?: readonly boolean[]): (Tensor | null)[];
 }
 
 let nextId = 1;
