@@ -24,11 +24,15 @@ export interface PoolStats {
   pooledBytes: number;
   /** Buffers ever created (a steady training loop stops increasing this). */
   created: number;
+  /** Highest liveBytes since the start or resetPeakMemory(): the working set of a step. */
+  peakLiveBytes: number;
+  /** Highest liveBytes + pooledBytes: what was held from the driver at the worst moment. */
+  peakHeldBytes: number;
 }
 
 class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
-  stats: PoolStats = { liveBuffers: 0, liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, created: 0 };
+  stats: PoolStats = { liveBuffers: 0, liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, created: 0, peakLiveBytes: 0, peakHeldBytes: 0 };
 
   acquire(bytes: number, usage: number = STORAGE_USAGE): GPUBuffer {
     const size = sizeClass(bytes);
@@ -43,6 +47,8 @@ class BufferPool {
     }
     this.stats.liveBuffers++;
     this.stats.liveBytes += size;
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    this.stats.peakHeldBytes = Math.max(this.stats.peakHeldBytes, this.stats.liveBytes + this.stats.pooledBytes);
     return buf;
   }
 
@@ -70,4 +76,10 @@ export const pool = new BufferPool();
 
 export function memoryStats(): PoolStats {
   return { ...pool.stats };
+}
+
+/** Starts the peak counters afresh from the current usage (e.g. before the step to measure). */
+export function resetPeakMemory(): void {
+  pool.stats.peakLiveBytes = pool.stats.liveBytes;
+  pool.stats.peakHeldBytes = pool.stats.liveBytes + pool.stats.pooledBytes;
 }

@@ -2,14 +2,20 @@
 // broadcast batch dims.
 import * as raw from '../../tensor/ops.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
-import { record } from '../graph.ts';
+import { isGradEnabled, record } from '../graph.ts';
 import { gradFor } from './elementwise.ts';
 import { transpose } from './views.ts';
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const out = raw.matmul(a, b);
-  return record(out, 'matmul', [a, b], (g, needs) => [
-    needs[0] ? gradFor(a, matmul(g, transpose(b))) : null,
-    needs[1] ? gradFor(b, matmul(transpose(a), g)) : null,
-  ]);
+  return record(out, 'matmul', [a, b], (g, needs) => {
+    // A lazy g (the LM head's [rows, V] softmax − one-hot per chunk) is computed once for both
+    // products. In a plain backward it goes to a temporary freed right after them; realised in
+    // place it would live as long as g, i.e. every chunk's until the step ends. With createGraph
+    // the recorded products hold g anyway, so it is realised in place (raw.matmul does that).
+    const once = g.isLazy && !isGradEnabled() ? g.contiguousCopy() : g;
+    const grads = [needs[0] ? gradFor(a, matmul(once, transpose(b))) : null, needs[1] ? gradFor(b, matmul(transpose(a), once)) : null];
+    if (once !== g) once.dispose();
+    return grads;
+  });
 }
