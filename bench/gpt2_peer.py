@@ -12,6 +12,9 @@ import torch.nn.functional as F
 
 spec = json.loads(sys.argv[1])
 torch.set_num_threads(spec.get('threads', 2))
+# 'cpu' here; 'cuda' on a lent GPU (then every timing synchronises, and peak memory is reported).
+dev = torch.device(spec.get('device', 'cpu'))
+sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
 torch.manual_seed(0)
 L, H, C, V, T, B = spec['nLayer'], spec['nHead'], spec['nEmbd'], spec['vocab'], spec['context'], spec['batch']
 
@@ -28,7 +31,7 @@ class Block(nn.Module):
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = [t.view(Bn, Tn, H, C // H).transpose(1, 2) for t in (q, k, v)]
         att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
-        att = att.masked_fill(torch.ones(Tn, Tn, dtype=torch.bool).tril().logical_not(), float('-inf')).softmax(-1)
+        att = att.masked_fill(torch.ones(Tn, Tn, dtype=torch.bool, device=x.device).tril().logical_not(), float('-inf')).softmax(-1)
         x = x + self.c_proj((att @ v).transpose(1, 2).reshape(Bn, Tn, C))
         return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate='tanh'))
 
@@ -41,17 +44,17 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(C)
 
     def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for b in self.h:
             x = b(x)
         logits = self.ln_f(x) @ self.wte.weight.T
         return F.cross_entropy(logits.view(-1, V), targets.view(-1))
 
 
-model = GPT()
+model = GPT().to(dev)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-idx = torch.randint(0, V, (B, T))
-tg = torch.randint(0, V, (B, T))
+idx = torch.randint(0, V, (B, T), device=dev)
+tg = torch.randint(0, V, (B, T), device=dev)
 
 
 def step():
@@ -63,10 +66,15 @@ def step():
 for _ in range(2):
     step()
 n = spec.get('steps', 5)
+sync()
+if dev.type == 'cuda':
+    torch.cuda.reset_peak_memory_stats()
 t0 = time.perf_counter()
 for _ in range(n):
     step()
+sync()
 dt = (time.perf_counter() - t0) / n
+peak = torch.cuda.max_memory_allocated() if dev.type == 'cuda' else None
 
 # Gradient vs exact HVP (double backward: grad with create_graph, then grad of Σ g·v) vs jvp
 # (torch.autograd.functional.jvp, itself a double VJP), interleaved like bench/gpt2.ts.
@@ -92,8 +100,10 @@ def jvp():
 
 
 def timed(fn):
+    sync()
     t = time.perf_counter()
     fn()
+    sync()
     return (time.perf_counter() - t) * 1000
 
 
@@ -109,7 +119,7 @@ def median(xs):
     return sorted(xs)[len(xs) // 2]
 
 
-print(json.dumps({'msPerStep': dt * 1000, 'tokensPerS': B * T / dt, 'torch': torch.__version__,
+print(json.dumps({'msPerStep': dt * 1000, 'tokensPerS': B * T / dt, 'torch': torch.__version__, 'device': str(dev), 'peakBytes': peak,
                   'gradMs': median(rounds['grad']), 'hvpMs': median(rounds['hvp']), 'jvpMs': median(rounds['jvp']),
                   'hvpRatio': median([h / g for h, g in zip(rounds['hvp'], rounds['grad'])]),
                   'jvpRatio': median([j / g for j, g in zip(rounds['jvp'], rounds['grad'])])}))
