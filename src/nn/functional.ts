@@ -5,8 +5,9 @@ import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
 import { bindingLimit } from '../gpu/runtime.ts';
+import { fusedAttentionSupported, MAX_FUSED_HEAD_DIM } from '../tensor/kernels/attention.ts';
 
-const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape } = ops;
+const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape, causalMask } = ops;
 
 /** GELU, tanh approximation (GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function gelu(x: Tensor): Tensor {
@@ -31,16 +32,41 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   return reshape(bias ? add(y, bias) : y, [...lead, outF]);
 }
 
-/** A lazy [T, T] mask, 1 where key position ≤ query position (costs no buffer). */
-export function causalMask(T: number): Tensor {
-  return raw.binary('ge', raw.indexAlong([T, T], 0), raw.indexAlong([T, T], 1));
+export { causalMask };
+
+export type AttentionStrategy = 'auto' | 'fused' | 'composed';
+let attentionStrategy: AttentionStrategy = 'auto';
+
+/** Forces one attention implementation (tests, benchmarks); 'fused' still falls back where it cannot run. */
+export function setAttentionStrategy(s: AttentionStrategy): void {
+  attentionStrategy = s;
 }
+
+/** The implementation the last causalAttention call used (tests check that both ran). */
+export let lastAttention: 'fused' | 'composed' | 'none' = 'none';
 
 /**
  * Causal scaled-dot-product attention over q, k, v [B, H, T, D]: softmax(q·kᵀ/√D, masked) · v.
- * Masked scores are −∞ before the softmax, so no position sees the future.
+ * No position sees the future. Two implementations with the same derivatives of every order:
+ * the fused kernel (ops.fusedCausalAttention) and the composition below.
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  raw.checkAttentionShapes('causalAttention', q, k, v);
+  const fused = attentionStrategy !== 'composed' && fusedAttentionFits(q, k, v);
+  lastAttention = fused ? 'fused' : 'composed';
+  return fused ? ops.fusedCausalAttention(q, k, v) : composedCausalAttention(q, k, v);
+}
+
+/** Whether this adapter runs the fused kernel and every operand fits one storage binding. */
+function fusedAttentionFits(q: Tensor, k: Tensor, v: Tensor): boolean {
+  if (!fusedAttentionSupported() || q.shape[3] > MAX_FUSED_HEAD_DIM) return false;
+  const limit = bindingLimit();
+  if (q.size * 4 > limit) return false;
+  return [q, k, v].every((t) => t.isLazy || t.layout().storage.buffer.size <= limit);
+}
+
+/** softmax(q·kᵀ/√D with −∞ above the diagonal)·v from engine ops (materialises [B, H, T, T]). */
+export function composedCausalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   const T = q.shape[2];
   const D = q.shape[3];
   const scores = mul(matmul(q, ops.transpose(k)), 1 / Math.sqrt(D));
