@@ -49,6 +49,15 @@ export let lastAttention: 'fused' | 'composed' | 'none' = 'none';
  * Causal scaled-dot-product attention over q, k, v [B, H, T, D]: softmax(q·kᵀ/√D, masked) · v.
  * No position sees the future. Two implementations with the same derivatives of every order:
  * the fused kernel (ops.fusedCausalAttention) and the composition below.
+ *
+ * 'auto' takes the fused one wherever it runs: it won at every shape measured. `npm run
+ * bench:attention -- --rounds=2` on the 2-core lavapipe machine (2026-11-24, load ≈ 6), ms per
+ * call of lavapipe worker-thread CPU (the steadier figure on a shared machine), fused vs composed:
+ *   [8, 4, 64, 32]     forward 1.0 vs 14.6 (14×)    forward+backward 9.4 vs 29.3 (3.1×)    HVP 47 vs 76 (1.6×)
+ *   [8, 4, 128, 32]    forward 3.4 vs 37.2 (11×)    forward+backward 32.5 vs 78.9 (2.4×)   HVP 141 vs 218 (1.5×)
+ *   [1, 12, 1024, 64]  forward 143 vs 541 (3.8×)    forward+backward 917 vs 1317 (1.4×)    HVP 3327 vs 3553 (1.07×)
+ * (wall-clock ratios agree in direction; the backward and HVP are engine-op graphs in both, so
+ * the gain there comes from the forward and from not keeping the softmax chain.)
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   raw.checkAttentionShapes('causalAttention', q, k, v);
@@ -57,9 +66,9 @@ export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   return fused ? ops.fusedCausalAttention(q, k, v) : composedCausalAttention(q, k, v);
 }
 
-/** Whether this adapter runs the fused kernel and every operand fits one storage binding. */
+/** Whether this adapter runs the fused kernel, the head size and dtype are its, and every operand fits one storage binding. */
 function fusedAttentionFits(q: Tensor, k: Tensor, v: Tensor): boolean {
-  if (!fusedAttentionSupported() || q.shape[3] > MAX_FUSED_HEAD_DIM) return false;
+  if (!fusedAttentionSupported() || q.shape[3] > MAX_FUSED_HEAD_DIM || [q, k, v].some((t) => t.dtype !== 'f32')) return false;
   const limit = bindingLimit();
   if (q.size * 4 > limit) return false;
   return [q, k, v].every((t) => t.isLazy || t.layout().storage.buffer.size <= limit);

@@ -263,14 +263,13 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 // ---------------------------------------------------------------- fused attention
 
-/** Throws unless q, k, v are f32 [B, H, T, D] of one shape (T ≥ 1, D ≥ 1). */
+/** Throws unless q, k, v are [B, H, T, D] of one shape (T ≥ 1, D ≥ 1). */
 export function checkAttentionShapes(name: string, q: Tensor, k: Tensor, v: Tensor): void {
   const shapes = `q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}`;
   if (q.rank !== 4 || !sameShape(q.shape, k.shape) || !sameShape(q.shape, v.shape)) {
     throw new Error(`${name}: q, k and v must all be [B, H, T, D] of the same shape, got ${shapes}`);
   }
   if (q.shape[2] < 1 || q.shape[3] < 1) throw new Error(`${name}: needs T ≥ 1 and D ≥ 1, got ${shapes}`);
-  if ([q, k, v].some((t) => t.dtype !== 'f32')) throw new Error(`${name}: q, k and v must be f32, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
 }
 
 /** A [B, H, T, D] tensor as a strided operand whose D axis is contiguous (copied when not). */
@@ -287,6 +286,7 @@ function attnOperand(t: Tensor): { op: AttnOperand; copy: Tensor | null } {
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor): { out: Tensor; lse: Tensor } {
   checkAttentionShapes('causalAttention', q, k, v);
+  if ([q, k, v].some((t) => t.dtype !== 'f32')) throw new Error(`causalAttention: the fused kernel reads f32 q, k and v, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
   const [B, H, T, D] = q.shape;
   const ops = [q, k, v].map(attnOperand);
   const { out, lse } = attentionKernel(ops[0].op, ops[1].op, ops[2].op, B, H, T, D);

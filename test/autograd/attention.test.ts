@@ -68,6 +68,13 @@ describe('fused causal attention: forward', () => {
     expect(() => N.causalAttention(a, E.zeros([1, 2, 6, 4]), a)).toThrow(/q, k and v must all be \[B, H, T, D\] of the same shape, got q \[1, 2, 5, 4\], k \[1, 2, 6, 4\]/);
     expect(() => E.fusedCausalAttention(E.zeros([2, 5, 4]), E.zeros([2, 5, 4]), E.zeros([2, 5, 4]))).toThrow(/\[B, H, T, D\]/);
   });
+  itFused('heads larger than the fused kernel takes: the op says so, nn.causalAttention composes', async () => {
+    const big = E.zeros([1, 1, 3, 80]);
+    expect(() => E.fusedCausalAttention(big, big, big)).toThrow(/head sizes 1…64, got D = 80/);
+    N.setAttentionStrategy('auto');
+    N.causalAttention(big, big, big).dispose();
+    expect(N.lastAttention).toBe('composed');
+  });
 });
 
 describe('fused causal attention: derivatives', () => {

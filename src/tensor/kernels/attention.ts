@@ -17,8 +17,11 @@ export interface AttnOperand {
   strides: [number, number, number];
 }
 
-/** Head sizes the unrolled kernel is generated for (registers per lane grow with D). */
-export const MAX_FUSED_HEAD_DIM = 128;
+/**
+ * Largest head size the fused kernel is used for: registers per lane and the cold shader compile
+ * time grow with D (D = 64, GPT-2's, is the largest measured and tested).
+ */
+export const MAX_FUSED_HEAD_DIM = 64;
 
 let supported: boolean | null = null;
 
@@ -106,8 +109,8 @@ export function attentionSource(D: number, vec4: boolean): string {
 
 /** Runs the fused forward; returns new storages out [B·H·T·D] and lse [B·H·T]. */
 export function attentionKernel(q: AttnOperand, k: AttnOperand, v: AttnOperand, B: number, H: number, T: number, D: number): { out: Storage; lse: Storage } {
-  if (!fusedAttentionSupported()) throw new Error('internal: fused attention needs 8-lane subgroups (check fusedAttentionSupported() first)');
-  if (D < 1 || D > MAX_FUSED_HEAD_DIM) throw new Error(`internal: fused attention supports head sizes 1…${MAX_FUSED_HEAD_DIM}, got ${D}`);
+  if (!fusedAttentionSupported()) throw new Error('fused causal attention needs an adapter with 8-lane subgroups (lavapipe); nn.causalAttention uses the composed op elsewhere');
+  if (D < 1 || D > MAX_FUSED_HEAD_DIM) throw new Error(`fused causal attention supports head sizes 1…${MAX_FUSED_HEAD_DIM}, got D = ${D}; nn.causalAttention uses the composed op for larger heads`);
   const out = Storage.allocate(B * H * T * D, 'f32');
   const lse = Storage.allocate(B * H * T, 'f32');
   if (B * H * T * D === 0) return { out, lse };
