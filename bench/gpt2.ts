@@ -5,10 +5,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as E from '../src/index.ts';
-import { functionalCall, GPT2, gpt2Config } from '../src/nn/index.ts';
+import { functionalCall, GPT2, gpt2Config, setAttentionStrategy, type AttentionStrategy } from '../src/nn/index.ts';
 import * as O from '../src/optim/index.ts';
 
-const [preset = 'tiny', bArg = '8', tArg = '64'] = process.argv.slice(2);
+// --attention=fused|composed forces one causal-attention implementation (default: auto).
+const attention = process.argv.find((a) => a.startsWith('--attention='))?.split('=')[1] as AttentionStrategy | undefined;
+if (attention) setAttentionStrategy(attention);
+const [preset = 'tiny', bArg = '8', tArg = '64'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const B = Number(bArg);
 const T = Number(tArg);
 const ctx = await E.init();

@@ -5,9 +5,10 @@ import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
 import { bindingLimit } from '../gpu/runtime.ts';
+import { fusedAttentionSupported, MAX_FUSED_HEAD_DIM } from '../tensor/kernels/attention.ts';
 import { fullp, lowp } from './autocast.ts';
 
-const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape } = ops;
+const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape, causalMask } = ops;
 
 /** GELU, tanh approximation (GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function gelu(x: Tensor): Tensor {
@@ -36,16 +37,54 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   return reshape(bias ? add(y, lowp(bias)) : y, [...lead, outF]);
 }
 
-/** A lazy [T, T] mask, 1 where key position ≤ query position (costs no buffer). */
-export function causalMask(T: number): Tensor {
-  return raw.binary('ge', raw.indexAlong([T, T], 0), raw.indexAlong([T, T], 1));
+export { causalMask };
+
+export type AttentionStrategy = 'auto' | 'fused' | 'composed';
+let attentionStrategy: AttentionStrategy = 'auto';
+
+/** Forces one attention implementation (tests, benchmarks); 'fused' still falls back where it cannot run. */
+export function setAttentionStrategy(s: AttentionStrategy): void {
+  attentionStrategy = s;
 }
+
+/** The implementation the last causalAttention call used (tests check that both ran). */
+export let lastAttention: 'fused' | 'composed' | 'none' = 'none';
 
 /**
  * Causal scaled-dot-product attention over q, k, v [B, H, T, D]: softmax(q·kᵀ/√D, masked) · v.
- * Masked scores are −∞ before the softmax, so no position sees the future.
+ * No position sees the future. Two implementations with the same derivatives of every order:
+ * the fused kernel (ops.fusedCausalAttention) and the composition below.
+ *
+ * 'auto' takes the fused one wherever it runs: it won at every shape measured. `npm run
+ * bench:attention -- --rounds=2` on the 2-core lavapipe machine (2026-11-24, load ≈ 6), ms per
+ * call of lavapipe worker-thread CPU (the steadier figure on a shared machine), fused vs composed:
+ *   [8, 4, 64, 32]     forward 1.0 vs 14.6 (14×)    forward+backward 9.4 vs 29.3 (3.1×)    HVP 47 vs 76 (1.6×)
+ *   [8, 4, 128, 32]    forward 3.4 vs 37.2 (11×)    forward+backward 32.5 vs 78.9 (2.4×)   HVP 141 vs 218 (1.5×)
+ *   [1, 12, 1024, 64]  forward 143 vs 541 (3.8×)    forward+backward 917 vs 1317 (1.4×)    HVP 3327 vs 3553 (1.07×)
+ * (wall-clock ratios agree in direction; the backward and HVP are engine-op graphs in both, so
+ * the gain there comes from the forward and from not keeping the softmax chain.) The whole tiny
+ * training step (same bench, alternating): worker CPU 1956 vs 2118 ms and 1796 vs 1918 ms per step
+ * (1.07–1.08×). `npm run bench:gpt2 -- --attention=fused|composed`, three pairs: HVP/gradient
+ * 2.68/2.79/2.33× fused vs 4.34/3.23/3.24× composed; its wall ms/step swung with the machine's load
+ * (the PyTorch peer in the same runs ranged 615–4115 ms), so it does not rank the two.
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  raw.checkAttentionShapes('causalAttention', q, k, v);
+  const fused = attentionStrategy !== 'composed' && fusedAttentionFits(q, k, v);
+  lastAttention = fused ? 'fused' : 'composed';
+  return fused ? ops.fusedCausalAttention(q, k, v) : composedCausalAttention(q, k, v);
+}
+
+/** Whether this adapter runs the fused kernel, the head size and dtype are its, and every operand fits one storage binding. */
+function fusedAttentionFits(q: Tensor, k: Tensor, v: Tensor): boolean {
+  if (!fusedAttentionSupported() || q.shape[3] > MAX_FUSED_HEAD_DIM || [q, k, v].some((t) => t.dtype !== 'f32')) return false;
+  const limit = bindingLimit();
+  if (q.size * 4 > limit) return false;
+  return [q, k, v].every((t) => t.isLazy || t.layout().storage.buffer.size <= limit);
+}
+
+/** softmax(q·kᵀ/√D with −∞ above the diagonal)·v from engine ops (materialises [B, H, T, T]). */
+export function composedCausalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   const T = q.shape[2];
   const D = q.shape[3];
   const scores = mul(matmul(q, ops.transpose(k)), 1 / Math.sqrt(D));

@@ -10,6 +10,7 @@ import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
 import { randomKernel, type RandomKind } from './kernels/random.ts';
 import { reduceRows, type ReduceOp } from './kernels/reduce.ts';
 import { logsumexpRows, takeRows } from './kernels/rows.ts';
+import { attentionKernel, type AttnOperand } from './kernels/attention.ts';
 import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape } from './shape.ts';
 import { encodeHalves } from './half.ts';
 import { Storage, type DType } from './storage.ts';
@@ -286,6 +287,39 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   A.storage.release();
   B.storage.release();
   return Tensor.owning(out, [...batch, M, N]);
+}
+
+// ---------------------------------------------------------------- fused attention
+
+/** Throws unless q, k, v are [B, H, T, D] of one shape (T ≥ 1, D ≥ 1). */
+export function checkAttentionShapes(name: string, q: Tensor, k: Tensor, v: Tensor): void {
+  const shapes = `q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}`;
+  if (q.rank !== 4 || !sameShape(q.shape, k.shape) || !sameShape(q.shape, v.shape)) {
+    throw new Error(`${name}: q, k and v must all be [B, H, T, D] of the same shape, got ${shapes}`);
+  }
+  if (q.shape[2] < 1 || q.shape[3] < 1) throw new Error(`${name}: needs T ≥ 1 and D ≥ 1, got ${shapes}`);
+}
+
+/** A [B, H, T, D] tensor as a strided operand whose D axis is contiguous (copied when not). */
+function attnOperand(t: Tensor): { op: AttnOperand; copy: Tensor | null } {
+  let { storage, offset, strides } = t.layout();
+  const copy = strides[3] === 1 || t.shape[3] === 1 ? null : t.contiguousCopy();
+  if (copy) ({ storage, offset, strides } = copy.layout());
+  return { op: { storage, offset, strides: [strides[0], strides[1], strides[2]] }, copy };
+}
+
+/**
+ * Causal attention in one kernel: out = softmax(q·kᵀ/√D, causal)·v [B, H, T, D] and
+ * lse = logsumexp of each row of the scaled, masked scores [B, H, T] (for the backward).
+ */
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor): { out: Tensor; lse: Tensor } {
+  checkAttentionShapes('causalAttention', q, k, v);
+  if ([q, k, v].some((t) => t.dtype !== 'f32')) throw new Error(`causalAttention: the fused kernel reads f32 q, k and v, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  const [B, H, T, D] = q.shape;
+  const ops = [q, k, v].map(attnOperand);
+  const { out, lse } = attentionKernel(ops[0].op, ops[1].op, ops[2].op, B, H, T, D);
+  ops.forEach((o) => o.copy?.dispose());
+  return { out: Tensor.owning(out, [B, H, T, D]), lse: Tensor.owning(lse, [B, H, T]) };
 }
 
 // ---------------------------------------------------------------- gather / scatter

@@ -8,3 +8,4 @@ export * from './softmax.ts';
 export * from './creation.ts';
 export * from './inplace.ts';
 export * from './sample.ts';
+export * from './attention.ts';

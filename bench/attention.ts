@@ -1,0 +1,151 @@
+// Fused vs composed causal attention (`npm run bench:attention`): forward, forward + backward, and
+// an exact HVP, at the tiny preset's shapes and GPT-2 small's, then the tiny GPT-2's whole training
+// step (forward, backward, AdamW; B=8, T=64) with each. Writes bench/out/attention-<time>.json.
+//
+// The two implementations are timed alternately, each as a batch of repetitions between two
+// `await runtime.sync()` calls, best of --rounds batches (a busy neighbour only slows a batch
+// down). Besides wall time we report the CPU time of lavapipe's two worker threads, which is
+// steadier on a shared machine. Shaders are compiled by a warm-up call first.
+// Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1).
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { describeAdapter, grad, hvp, init, manualSeed, mul, randn, runtime, sum, tensor, tidy, type Tensor } from '../src/index.ts';
+import { causalAttention, GPT2, gpt2Config, setAttentionStrategy, type AttentionStrategy } from '../src/nn/index.ts';
+import { AdamW, defaultParamGroups } from '../src/optim/index.ts';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const rounds = Number(args.find((a) => a.startsWith('--rounds='))?.split('=')[1] ?? 3);
+const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? 1);
+
+/** CPU nanoseconds of each thread of this process (Linux; empty elsewhere). */
+function threadTimes(): Map<string, number> {
+  const m = new Map<string, number>();
+  try {
+    for (const id of readdirSync('/proc/self/task')) {
+      try {
+        m.set(id, Number(readFileSync(`/proc/self/task/${id}/schedstat`, 'utf8').split(' ')[0]));
+      } catch {
+        /* thread ended */
+      }
+    }
+  } catch {
+    /* not Linux */
+  }
+  return m;
+}
+
+/** CPU ms of the two busiest threads other than the JS one (lavapipe's workers) since `before`. */
+function workerMs(before: Map<string, number>): number | null {
+  const now = threadTimes();
+  if (now.size === 0) return null;
+  const d = [...now].filter(([id]) => id !== String(process.pid)).map(([id, t]) => t - (before.get(id) ?? 0)).sort((a, b) => b - a);
+  return ((d[0] ?? 0) + (d[1] ?? 0)) / 1e6;
+}
+
+interface Timing {
+  ms: number;
+  workerMs: number | null;
+}
+
+async function batch(fn: () => void, reps: number): Promise<Timing> {
+  const c0 = threadTimes();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) tidy(fn);
+  await runtime.sync();
+  const w = workerMs(c0);
+  return { ms: (performance.now() - t0) / reps, workerMs: w === null ? null : w / reps };
+}
+
+const shapes: [number, number, number, number][] = [
+  [8, 4, 64, 32],
+  [8, 4, 128, 32],
+  ...(quick ? [] : [[1, 12, 1024, 64] as [number, number, number, number]]),
+];
+const strategies: AttentionStrategy[] = ['fused', 'composed'];
+
+const ctxInfo = await init();
+manualSeed(7);
+console.log(`adapter: ${describeAdapter(ctxInfo)}   cores: ${os.cpus().length}   load: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log('best of', rounds, 'alternating batches; ms per call, wall (worker-thread CPU)\n');
+
+const results: Record<string, unknown>[] = [];
+for (const [B, H, T, D] of shapes) {
+  const shape = [B, H, T, D];
+  const [q, k, v, w] = [0, 1, 2, 3].map(() => randn(shape).realize());
+  const dirs = [0, 1, 2].map(() => randn(shape).realize());
+  const loss = (a: Tensor, b: Tensor, c: Tensor) => sum(mul(causalAttention(a, b, c), w));
+  const measures: [string, () => void][] = [
+    ['forward', () => void causalAttention(q, k, v).realize()],
+    ['forward+backward', () => void grad(loss)(q, k, v).forEach((g) => g.realize())],
+    ['hvp', () => void hvp(loss, [q, k, v], dirs).forEach((g) => g.realize())],
+  ];
+  for (const [name, fn] of measures) {
+    const best = new Map<AttentionStrategy, Timing>();
+    const reps = new Map<AttentionStrategy, number>();
+    for (const s of strategies) {
+      setAttentionStrategy(s);
+      await batch(fn, 1); // warm-up: compiles shaders, sizes the pool
+      const once = (await batch(fn, 1)).ms;
+      reps.set(s, Math.max(1, Math.round((seconds * 1000) / once)));
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const s of strategies) {
+        setAttentionStrategy(s);
+        const t = await batch(fn, reps.get(s)!);
+        const prev = best.get(s);
+        if (!prev || (t.workerMs ?? t.ms) < (prev.workerMs ?? prev.ms)) best.set(s, t);
+      }
+    }
+    const f = best.get('fused')!;
+    const c = best.get('composed')!;
+    const fmt = (t: Timing) => `${t.ms.toFixed(1).padStart(8)} (${t.workerMs?.toFixed(1) ?? '–'})`;
+    const ratio = (c.workerMs ?? c.ms) / (f.workerMs ?? f.ms);
+    console.log(`  [${shape.join(', ')}]`.padEnd(22) + `${name.padEnd(17)} fused ${fmt(f)}   composed ${fmt(c)}   composed/fused ${ratio.toFixed(2)}×`);
+    results.push({ shape, measure: name, fused: f, composed: c, composedOverFused: ratio });
+  }
+  for (const t of [q, k, v, w, ...dirs]) t.dispose();
+}
+
+/** Alternating best-of-`rounds` batches of `fn` under each strategy. */
+async function compare(fn: () => void): Promise<Map<AttentionStrategy, Timing>> {
+  const best = new Map<AttentionStrategy, Timing>();
+  for (const s of strategies) {
+    setAttentionStrategy(s);
+    await batch(fn, 1); // warm-up
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const s of strategies) {
+      setAttentionStrategy(s);
+      const t = await batch(fn, quick ? 2 : 3);
+      const prev = best.get(s);
+      if (!prev || (t.workerMs ?? t.ms) < (prev.workerMs ?? prev.ms)) best.set(s, t);
+    }
+  }
+  return best;
+}
+
+{
+  const [B, T] = [8, 64];
+  const model = new GPT2(gpt2Config('tiny'), 0);
+  const opt = new AdamW(defaultParamGroups(model.namedParameters(), 0.1), { lr: 1e-4 });
+  const ids = (seed: number) => tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919 + seed * 104729) % 50257), [B, T], 'i32');
+  const [x, y] = [ids(1), ids(2)];
+  const best = await compare(() => {
+    model.loss(x, y).backward();
+    opt.step();
+    opt.zeroGrad();
+  });
+  const f = best.get('fused')!;
+  const c = best.get('composed')!;
+  const ratio = (c.workerMs ?? c.ms) / (f.workerMs ?? f.ms);
+  console.log(`\n  tiny GPT-2 training step (B=${B}, T=${T}, AdamW): fused ${f.ms.toFixed(0)} ms (${f.workerMs?.toFixed(0) ?? '–'}), ` +
+    `composed ${c.ms.toFixed(0)} ms (${c.workerMs?.toFixed(0) ?? '–'})   composed/fused ${ratio.toFixed(2)}×   tokens/s fused ${((B * T) / f.ms * 1000).toFixed(0)}, composed ${((B * T) / c.ms * 1000).toFixed(0)}`);
+  results.push({ measure: 'tiny GPT-2 training step', B, T, fused: f, composed: c, composedOverFused: ratio });
+}
+setAttentionStrategy('auto');
+
+mkdirSync('bench/out', { recursive: true });
+const file = `bench/out/attention-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, JSON.stringify({ adapter: describeAdapter(ctxInfo), load: os.loadavg(), results }, null, 2));
+console.log(`\nwrote ${file}`);
