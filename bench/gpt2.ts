@@ -2,6 +2,8 @@
 // engine next to PyTorch CPU measured in the same run, the cost of an exact HVP relative to a
 // gradient, and Sophia-G's amortised step cost relative to AdamW's, for the tiny preset (others:
 // `npm run bench:gpt2 -- small 8 64`). A benchmark, not a test: it prints and writes JSON.
+// --step-only: the training step and its peak memory alone (GPT-2 124M on a CPU adapter);
+// --peer-device=cuda: the PyTorch peer on the GPU (a lent GPU machine, see README).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as E from '../src/index.ts';
@@ -11,6 +13,8 @@ import * as O from '../src/optim/index.ts';
 // --attention=fused|composed forces one causal-attention implementation (default: auto).
 const attention = process.argv.find((a) => a.startsWith('--attention='))?.split('=')[1] as AttentionStrategy | undefined;
 if (attention) setAttentionStrategy(attention);
+const stepOnly = process.argv.includes('--step-only');
+const peerDevice = process.argv.find((a) => a.startsWith('--peer-device='))?.split('=')[1] ?? 'cpu';
 const [preset = 'tiny', bArg = '8', tArg = '64'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const B = Number(bArg);
 const T = Number(tArg);
@@ -30,12 +34,16 @@ const step = () =>
 
 for (let i = 0; i < 2; i++) step();
 await E.runtime.sync();
-const n = 5;
+const n = stepOnly && preset === 'gpt2' ? 2 : 5;
+E.resetPeakMemory();
 const t0 = performance.now();
 for (let i = 0; i < n; i++) step();
 await E.runtime.sync();
 const ms = (performance.now() - t0) / n;
-const ours = { msPerStep: ms, tokensPerS: (B * T) / (ms / 1000) };
+// Peak bytes of GPU buffers over the timed steps: live = held by tensors (parameters, optimizer
+// state, activations, gradients); held = live + the pool's free lists, i.e. taken from the driver.
+const mem = E.memoryStats();
+const ours = { msPerStep: ms, tokensPerS: (B * T) / (ms / 1000), peakLiveBytes: mem.peakLiveBytes, peakHeldBytes: mem.peakHeldBytes };
 
 // Gradient vs exact HVP (double backward) vs jvp (the loss's directional derivative along the
 // same vector, by double VJP) on the same batch: interleaved rounds, so load on a shared machine
@@ -52,10 +60,13 @@ const timeIt = async (fn: () => void, reps = 3): Promise<number> => {
   return (performance.now() - t) / reps;
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const skip = async (): Promise<number> => NaN;
 const second = { grad: () => void E.grad(f)(...params), hvp: () => void E.hvp(f, params, probe), jvp: () => void E.jvp(f, params, probe) };
 const rounds: Record<keyof typeof second, number[]> = { grad: [], hvp: [], jvp: [] };
-for (const fn of Object.values(second)) await timeIt(fn, 1); // warm-up: shader compiles, pool
-for (let r = 0; r < 4; r++) for (const [k, fn] of Object.entries(second)) rounds[k as keyof typeof second].push(await timeIt(fn, 1));
+if (!stepOnly) {
+  for (const fn of Object.values(second)) await timeIt(fn, 1); // warm-up: shader compiles, pool
+  for (let r = 0; r < 4; r++) for (const [k, fn] of Object.entries(second)) rounds[k as keyof typeof second].push(await timeIt(fn, 1));
+}
 const gradMs = median(rounds.grad);
 const hvpMs = median(rounds.hvp);
 const jvpMs = median(rounds.jvp);
@@ -72,8 +83,8 @@ const withGrads = (fn: () => void) => () => {
 const adamw = new O.AdamW(named, { lr: 1e-4 });
 const sophia = new O.Sophia(named, { lr: 1e-4, form: 'official' });
 const gen = new E.Generator(3);
-const adamwMs = await timeIt(withGrads(() => adamw.step()), 10);
-const sophiaMs = await timeIt(
+const adamwMs = stepOnly ? await skip() : await timeIt(withGrads(() => adamw.step()), 10);
+const sophiaMs = stepOnly ? await skip() : await timeIt(
   withGrads(() => {
     if (sophia.wantsHessian()) sophia.updateHessian(O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(ids, tg, gen)), named, B * T, 'official'), B * T);
     sophia.step();
@@ -81,10 +92,10 @@ const sophiaMs = await timeIt(
   10,
 );
 
-let peer: { msPerStep: number; tokensPerS: number; torch: string; gradMs: number; hvpMs: number; hvpRatio: number; jvpMs: number; jvpRatio: number } | null = null;
+let peer: { msPerStep: number; tokensPerS: number; torch: string; peakBytes: number | null; gradMs: number; hvpMs: number; hvpRatio: number; jvpMs: number; jvpRatio: number } | null = null;
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 if (python) {
-  const spec = { nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd, vocab: cfg.vocabSize, context: T, batch: B, threads: 2, steps: 5 };
+  const spec = { nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd, vocab: cfg.vocabSize, context: T, batch: B, threads: 2, steps: n, device: peerDevice, stepOnly };
   const out = execFileSync(python, [new URL('./gpt2_peer.py', import.meta.url).pathname, JSON.stringify(spec)], {
     env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', OMP_NUM_THREADS: '2' },
     encoding: 'utf8',
@@ -96,12 +107,15 @@ if (python) {
 
 console.log(`adapter: ${E.describeAdapter(ctx)}`);
 console.log(`GPT-2 ${preset} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), batch ${B}×${T}, forward + backward + AdamW`);
-console.log(`  this engine : ${ours.msPerStep.toFixed(0)} ms/step  ${ours.tokensPerS.toFixed(0)} tokens/s`);
-console.log(`  gradient ${gradMs.toFixed(0)} ms, exact HVP ${hvpMs.toFixed(0)} ms → HVP/gradient ${hvpRatio.toFixed(2)}×; jvp (directional derivative) ${jvpMs.toFixed(0)} ms → ${jvpRatio.toFixed(2)}×`);
-console.log(`  training step incl. update, mean over k = 10: AdamW ${adamwMs.toFixed(0)} ms, Sophia-G (GNB every 10) ${sophiaMs.toFixed(0)} ms → ${(sophiaMs / adamwMs).toFixed(2)}×`);
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+console.log(`  this engine : ${ours.msPerStep.toFixed(0)} ms/step  ${ours.tokensPerS.toFixed(0)} tokens/s  peak GPU buffers ${mib(ours.peakLiveBytes)} live, ${mib(ours.peakHeldBytes)} held`);
+if (!stepOnly) console.log(`  gradient ${gradMs.toFixed(0)} ms, exact HVP ${hvpMs.toFixed(0)} ms → HVP/gradient ${hvpRatio.toFixed(2)}×; jvp (directional derivative) ${jvpMs.toFixed(0)} ms → ${jvpRatio.toFixed(2)}×`);
+if (!stepOnly) console.log(`  training step incl. update, mean over k = 10: AdamW ${adamwMs.toFixed(0)} ms, Sophia-G (GNB every 10) ${sophiaMs.toFixed(0)} ms → ${(sophiaMs / adamwMs).toFixed(2)}×`);
 if (peer) {
-  console.log(`  PyTorch ${peer.torch} CPU (2 threads): ${peer.msPerStep.toFixed(0)} ms/step  ${peer.tokensPerS.toFixed(0)} tokens/s  → ratio ${(ours.tokensPerS / peer.tokensPerS).toFixed(3)}`);
-  console.log(`  PyTorch gradient ${peer.gradMs.toFixed(0)} ms, exact HVP ${peer.hvpMs.toFixed(0)} ms → HVP/gradient ${peer.hvpRatio.toFixed(2)}×; jvp ${peer.jvpMs.toFixed(0)} ms → ${peer.jvpRatio.toFixed(2)}×`);
+  const where = peerDevice === 'cpu' ? 'CPU (2 threads)' : peerDevice;
+  const peerMem = peer.peakBytes ? `  peak allocated ${mib(peer.peakBytes)}` : '';
+  console.log(`  PyTorch ${peer.torch} ${where}: ${peer.msPerStep.toFixed(0)} ms/step  ${peer.tokensPerS.toFixed(0)} tokens/s${peerMem}  → ratio ${(ours.tokensPerS / peer.tokensPerS).toFixed(3)}`);
+  if (!stepOnly) console.log(`  PyTorch gradient ${peer.gradMs.toFixed(0)} ms, exact HVP ${peer.hvpMs.toFixed(0)} ms → HVP/gradient ${peer.hvpRatio.toFixed(2)}×; jvp ${peer.jvpMs.toFixed(0)} ms → ${peer.jvpRatio.toFixed(2)}×`);
 }
 mkdirSync('bench/out', { recursive: true });
 const file = `bench/out/gpt2-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;

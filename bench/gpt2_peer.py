@@ -75,6 +75,9 @@ for _ in range(n):
 sync()
 dt = (time.perf_counter() - t0) / n
 peak = torch.cuda.max_memory_allocated() if dev.type == 'cuda' else None
+if spec.get('stepOnly'):
+    print(json.dumps({'msPerStep': dt * 1000, 'tokensPerS': B * T / dt, 'torch': torch.__version__, 'device': str(dev), 'peakBytes': peak}))
+    sys.exit(0)
 
 # Gradient vs exact HVP (double backward: grad with create_graph, then grad of Σ g·v) vs jvp
 # (torch.autograd.functional.jvp, itself a double VJP), interleaved like bench/gpt2.ts.
