@@ -154,6 +154,16 @@ export interface CompiledExpr {
  * pipeline serves every shape of the same rank and structure.
  */
 export function compileExpr(e: Expr, shape: readonly number[], paramBase: number, firstBinding: number, aliasOut?: Storage): CompiledExpr {
+  return compileExprs([e], shape, paramBase, firstBinding, aliasOut ? new Map([[aliasOut, 'out']]) : new Map());
+}
+
+/**
+ * Several expressions over one shape, compiled together so shared subtrees are computed once.
+ * One root gives `exprAt`/`expr` as above; several give `fn exprsAt(flat, c) -> array<f32, N>`
+ * (every load happens before the caller stores anything). Leaves reading a storage in
+ * `aliases` go through the named writable binding instead of a read-only one.
+ */
+export function compileExprs(roots: readonly Expr[], shape: readonly number[], paramBase: number, firstBinding: number, aliases: ReadonlyMap<Storage, string>): CompiledExpr {
   const rank = shape.length;
   const storages: Storage[] = [];
   const words: number[] = [];
@@ -187,7 +197,8 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
       case 'leaf': {
         // In-place updates read the destination through the kernel's own `out` binding:
         // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
-        const aliased = n.storage === aliasOut;
+        const alias = aliases.get(n.storage);
+        const aliased = alias !== undefined;
         let b = aliased ? -1 : storages.indexOf(n.storage);
         if (!aliased && b < 0) b = storages.push(n.storage) - 1;
         const offsetWord = word(n.offset);
@@ -200,7 +211,7 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
           const terms = n.strides.map((s, i) => (s === 0 || shape[i] === 1 ? '' : ` + c${i} * P(${word(s)}u)`)).join('');
           idx = `${base}${terms}`;
         }
-        const load = aliased ? `out[${idx}]` : `in${b}[${idx}]`;
+        const load = aliased ? `${alias}[${idx}]` : `in${b}[${idx}]`;
         v = n.storage.dtype === 'f32' ? load : `f32(${load})`;
         break;
       }
@@ -231,7 +242,7 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     names.set(n, name);
     return name;
   };
-  const result = visit(e);
+  const results = roots.map(visit);
   // Coordinates are passed in as an array so a caller that walks consecutive elements (the
   // elementwise kernel) can advance them with a carry instead of a division per element.
   const R = Math.max(rank, 1);
@@ -257,8 +268,12 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     HELPERS,
     coords.join('\n'),
     next.join('\n'),
-    `fn exprAt(flat: u32, c: array<u32, ${R}>) -> f32 {\n${unpack}\n${lines.join('\n')}\n  return ${result};\n}`,
-    `fn expr(flat: u32) -> f32 { return exprAt(flat, ${usesCoords ? 'coords(flat)' : `array<u32, ${R}>()`}); }`,
+    ...(results.length === 1
+      ? [
+          `fn exprAt(flat: u32, c: array<u32, ${R}>) -> f32 {\n${unpack}\n${lines.join('\n')}\n  return ${results[0]};\n}`,
+          `fn expr(flat: u32) -> f32 { return exprAt(flat, ${usesCoords ? 'coords(flat)' : `array<u32, ${R}>()`}); }`,
+        ]
+      : [`fn exprsAt(flat: u32, c: array<u32, ${R}>) -> array<f32, ${results.length}> {\n${unpack}\n${lines.join('\n')}\n  return array<f32, ${results.length}>(${results.join(', ')});\n}`]),
     `const EXPR_USES_COORDS = ${usesCoords};`,
   ].join('\n');
   return { storages, code, words, leafOffsets, dim0Word: shapeWord[0] ?? -1, base0Word };
