@@ -131,9 +131,13 @@ export abstract class Optimizer {
     return t;
   }
 
-  /** Writes `next` into `target` unless this step was found non-finite (then keeps it). */
-  protected write(target: Tensor, next: Tensor, finite: Tensor | null): void {
-    ops.assign(target, finite ? ops.where(finite, next, target) : next);
+  /**
+   * Writes each `next` into its `target` in one kernel (assignMany), unless this step was found
+   * non-finite (then every target keeps its value). All `next` values see the state from before
+   * the step; build θ's new value from the new m (the lazy tensor), not from the buffer m.
+   */
+  protected write(updates: readonly (readonly [target: Tensor, next: Tensor])[], finite: Tensor | null): void {
+    ops.assignMany(updates.map(([target, next]) => [target, finite ? ops.where(finite, next, target) : next] as const));
   }
 
   /** A 0-d tensor: 1 when every gradient is finite, else 0 (decided on the GPU). */

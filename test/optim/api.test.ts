@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import * as O from '../../src/optim/index.ts';
+import { runtime } from '../../src/gpu/runtime.ts';
 import { expectClose, values } from '../helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'optim-'));
@@ -97,6 +98,31 @@ describe('optimizer plumbing', () => {
     const sophia = new O.Sophia(p(), { lr: 1e-3 });
     expect(() => sophia.updateHessian(new Map(), 0)).toThrow(/batchTokens must be ≥ 1, got 0/);
     expect(() => new O.SGD([named('a', [1], 1), named('a', [1], 2)], { lr: 1 })).toThrow(/'a' appears twice/);
+  });
+});
+
+describe('fused updates', () => {
+  it('one step is one kernel per parameter (state and θ written together) for every optimizer', async () => {
+    const make: [string, (ps: O.NamedParam[]) => O.Optimizer][] = [
+      ['SGD momentum', (ps) => new O.SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 0.01, nonFinite: 'update' })],
+      ['Adam amsgrad', (ps) => new O.Adam(ps, { lr: 0.1, amsgrad: true, weightDecay: 0.01, nonFinite: 'update' })],
+      ['AdamW', (ps) => new O.AdamW(ps, { lr: 0.1, nonFinite: 'update' })],
+      ['Sophia paper', (ps) => new O.Sophia(ps, { lr: 0.1, trackWinRate: false, nonFinite: 'update' })],
+      ['Sophia official', (ps) => new O.Sophia(ps, { lr: 0.1, form: 'official', biasCorrection: true, trackWinRate: false, nonFinite: 'update' })],
+    ];
+    for (const [what, build] of make) {
+      const ps = [named('a', [3, 4], 1), named('b', [2, 5], 2)]; // one rank: one pipeline per optimizer to compile
+      const opt = build(ps);
+      for (let t = 0; t < 3; t++) {
+        ps.forEach((p, i) => (p.param.grad = E.tensor(f32(p.param.size, 10 * t + i), [...p.param.shape])));
+        await ps[0].param.grad!.toArray(); // flush the uploads
+        const before = runtime.stats.dispatches;
+        opt.step();
+        // Step 1 also zero-fills the new state tensors.
+        if (t > 0) expect(runtime.stats.dispatches - before, `${what}, step ${t + 1}`).toBe(ps.length);
+        opt.zeroGrad();
+      }
+    }
   });
 });
 
