@@ -17,6 +17,7 @@ fn one(flat: u32, c: array<u32, {{RANK}}>) {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let first = (gid.x + gid.y * nwg.x * 64u) * 4u;
   let n = P(0u);
+  loadScalars();
   var c = array<u32, {{RANK}}>();
   if (EXPR_USES_COORDS) { c = coords(first); }
   if (first + 3u < n) {

@@ -102,6 +102,24 @@ describe('assignMany', () => {
     expectClose(await O.toArray(), R.transpose(R.mul(s0, 2)).data, 2e-6, 1e-7, 'transposed destination');
   });
 
+  it('a broadcast 0-d flag gates every output (loaded once per invocation), also on one-element tensors', async () => {
+    for (const shape of [[3, 5], [1], []]) {
+      const a = randomArray(shape, 13);
+      const b = randomArray(shape, 14);
+      for (const flag of [0, 1]) {
+        const [x, y, f] = [toGpu(a), toGpu(b), E.tensor([flag], [])];
+        const x1 = E.add(x, y);
+        E.assignMany([
+          [x, E.where(f, x1, x)],
+          [y, E.where(f, E.mul(x1, y), y)],
+        ]);
+        const keep = flag === 0;
+        expectClose(await x.toArray(), keep ? a.data : R.add(a, b).data, 2e-6, 1e-7, `x, [${shape}], flag ${flag}`);
+        expectClose(await y.toArray(), keep ? b.data : R.mul(R.add(a, b), b).data, 2e-6, 1e-7, `y, [${shape}], flag ${flag}`);
+      }
+    }
+  });
+
   it('splits into binding windows past the binding limit', async () => {
     setBindingLimit(4096);
     try {

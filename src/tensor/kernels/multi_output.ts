@@ -7,7 +7,7 @@ import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { compileExprs, type Expr } from '../expr.ts';
 import { contiguousStrides, numel } from '../shape.ts';
 import type { Storage } from '../storage.ts';
-import { realizeExpr, type Destination } from './elementwise.ts';
+import type { Destination } from './elementwise.ts';
 import { grid } from './launch.ts';
 import { planChunks } from './windows.ts';
 
@@ -19,7 +19,6 @@ import { planChunks } from './windows.ts';
 export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], shape: readonly number[]): void {
   const n = numel(shape);
   if (n === 0 || outs.length === 0) return;
-  if (outs.length === 1) return realizeExpr(outs[0].expr, shape, outs[0].dst); // the one-output kernel
   const N = outs.length;
   const aliases = new Map<Storage, string>(outs.map((o, i) => [o.dst.storage, `out${i}`]));
   const compiled = compileExprs(
@@ -28,6 +27,7 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     1 + N,
     1 + N,
     aliases,
+    { multi: true },
   );
   const bindingCount = N + compiled.storages.length;
   const maxBindings = ctx().limits.maxStorageBuffersPerShaderStage;
