@@ -131,18 +131,18 @@ export class Sophia extends Optimizer {
     const h = this.buf(p, 'h');
     const m1 = ops.add(ops.mul(m, b1), ops.mul(grad, 1 - b1));
     const theta = wd !== 0 ? ops.mul(p.param, 1 - lr * wd) : p.param;
-    // One kernel per parameter writes m and θ (θ's step uses the new m in registers).
-    this.write(
+    // One kernel per parameter writes m and θ (θ's step uses the new m in registers) and counts
+    // the unclipped coordinates of the m it leaves behind (the kept m on a skipped step).
+    const counts = this.write(
       [
         [m, m1],
         [p.param, ops.sub(theta, ops.mul(this.clippedStep(m1, h).step, lr))],
       ],
       finite,
+      this.trackWinRate ? [ops.lt(ops.abs(this.clippedStep(this.kept(m, m1, finite), h).ratio), this.clipThreshold)] : [],
     );
     if (this.trackWinRate) {
-      // From the buffer m, after the write: a skipped step counts the kept state.
-      const count = ops.sum(ops.lt(ops.abs(this.clippedStep(m, h).ratio), this.clipThreshold));
-      this.unclipped = this.unclipped ? ops.add(this.unclipped, count) : count;
+      this.unclipped = this.unclipped ? ops.add(this.unclipped, counts[0]) : counts[0];
       this.coords += p.param.size;
     }
   }

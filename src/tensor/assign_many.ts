@@ -7,13 +7,22 @@
 // m1 above) reuses that subtree, computed once in registers: it is never re-read from memory.
 import { type Expr } from './expr.ts';
 import { realizeMany } from './kernels/multi_output.ts';
-import { broadcastExpr, dstElementsDistinct, fusable } from './ops.ts';
-import { fmt, sameShape } from './shape.ts';
+import { broadcastExpr, dstElementsDistinct, full, fusable, reduce, reshape, sliceView } from './ops.ts';
+import { broadcastShapes, fmt, sameShape } from './shape.ts';
 import type { Storage } from './storage.ts';
 import { Tensor } from './tensor.ts';
 
-export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[]): void {
-  if (pairs.length === 0) return;
+/**
+ * Writes each pair's value into its destination in one kernel. `sums` (optional, each broadcast
+ * to the destinations' shape) are added up over all elements by the same kernel, from the same
+ * before-the-call values, and returned as 0-d tensors: e.g. a count of clipped coordinates
+ * without a second pass over the state.
+ */
+export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: readonly Tensor[] = []): Tensor[] {
+  if (pairs.length === 0) {
+    if (sums.length) throw new Error('assignMany: sums need at least one destination (they are computed over its shape)');
+    return [];
+  }
   const shape = pairs[0][0].shape;
   const layouts = new Map<Storage, { offset: number; strides: readonly number[] }>();
   const outs = pairs.map(([dst, value], i) => {
@@ -25,21 +34,36 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[]): void 
     layouts.set(layout.storage, layout);
     return { value: fusable(value), dst: layout };
   });
-  const exprs = outs.map((o) => broadcastExpr(o.value, shape));
+  for (const [i, t] of sums.entries()) {
+    let fits = false;
+    try {
+      fits = sameShape(broadcastShapes('assignMany', t.shape, shape), shape);
+    } catch {
+      fits = false;
+    }
+    if (!fits) throw new Error(`assignMany: sum ${i} has shape ${fmt(t.shape)}, which does not broadcast to the destinations' shape ${fmt(shape)}`);
+  }
+  const values = [...outs.map((o) => o.value), ...sums.map(fusable)];
+  const exprs = values.map((v) => broadcastExpr(v, shape));
   // A value that reads some destination at other elements (a transpose, a shifted slice) would
   // see another invocation's write: evaluate it into a temporary first, before the kernel.
   const temps: Tensor[] = [];
-  const safe = exprs.map((e) => {
+  const safe = exprs.map((e, i) => {
     if (!readsDestinationElsewhere(e, layouts)) return e;
-    const t = Tensor.lazy(e, shape, outs[exprs.indexOf(e)].value.dtype).realize();
+    const t = Tensor.lazy(e, shape, values[i].dtype).realize();
     temps.push(t);
     return t.expr();
   });
-  realizeMany(
+  const partial = realizeMany(
     outs.map((o, i) => ({ expr: safe[i], dst: o.dst })),
     shape,
+    safe.slice(outs.length),
   );
   temps.forEach((t) => t.dispose());
+  if (sums.length === 0) return [];
+  if (!partial) return sums.map(() => full([], 0)); // no elements: every sum is 0
+  const totals = reduce('sum', Tensor.owning(partial.partials, [sums.length, partial.groups]), 1, false);
+  return sums.map((_, j) => reshape(sliceView(totals, [j], [j + 1]), []));
 }
 
 /** True when a leaf reads a destination's storage with a layout other than that destination's. */

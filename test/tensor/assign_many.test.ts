@@ -120,6 +120,31 @@ describe('assignMany', () => {
     }
   });
 
+  it('adds up sum expressions in the same kernel, from the values before the call', async () => {
+    const a = randomArray([33, 17], 15);
+    const b = randomArray([33, 17], 16);
+    const [x, y] = [toGpu(a), toGpu(b)];
+    const x1 = E.mul(x, 2);
+    const before = runtime.stats.dispatches;
+    const [count, total, ofNew] = E.assignMany([[x, x1]], [E.lt(E.abs(x), 0.5), E.mul(x, y), x1]);
+    expect(runtime.stats.dispatches - before).toBe(2); // the kernel + adding up the partials
+    const want = (f: (i: number) => number) => a.data.reduce((acc, _, i) => acc + f(i), 0);
+    expect(await count.item()).toBe(want((i) => (Math.abs(a.data[i]) < 0.5 ? 1 : 0)));
+    expectClose([await total.item()], [want((i) => a.data[i] * b.data[i])], 1e-5, 1e-5, 'Σ x·y with the old x');
+    expectClose([await ofNew.item()], [want((i) => 2 * a.data[i])], 1e-5, 1e-5, 'Σ of the new x');
+    expectClose(await x.toArray(), R.mul(a, 2).data, 0, 0, 'x');
+    expect(() => E.assignMany([[x, 1]], [E.zeros([3])])).toThrow(/sum 0 has shape \[3\]/);
+  });
+
+  it('sums over more than 65,535 workgroups (a 2-D grid) count every element once', async () => {
+    const n = 65535 * 256 + 1024; // > 65,535 workgroups of 256 elements
+    const x = E.zeros([n]);
+    const [ones, idx] = E.assignMany([[x, E.add(x, 1)]], [1, E.lt(x, 1)]); // old x = 0 < 1 everywhere
+    expect(await ones.item()).toBe(n);
+    expect(await idx.item()).toBe(n);
+    expectClose(await E.slice(x, [[n - 4, n]]).toArray(), [1, 1, 1, 1], 0, 0, 'tail written');
+  });
+
   it('splits into binding windows past the binding limit', async () => {
     setBindingLimit(4096);
     try {
@@ -129,10 +154,14 @@ describe('assignMany', () => {
       const s = E.slice(B, [null, [10, 60]]);
       const m = toGpu(randomArray([96, 50], 12));
       const m0 = await m.toArray();
-      E.assignMany([
-        [s, E.sub(s, m)],
-        [m, E.mul(m, 2)],
-      ]);
+      const [sumM] = E.assignMany(
+        [
+          [s, E.sub(s, m)],
+          [m, E.mul(m, 2)],
+        ],
+        [m],
+      );
+      expectClose([await sumM.item()], [m0.reduce((a, x) => a + x, 0)], 1e-5, 1e-5, 'windowed sum of the old m');
       const wantB = R.concat([R.slice(big, [null, [0, 10]]), R.sub(R.slice(big, [null, [10, 60]]), new R.NDArray(Float64Array.from(m0), [96, 50]))], 1);
       expectClose(await B.toArray(), wantB.data, 2e-6, 1e-7, 'windowed strided destination');
       expectClose(await m.toArray(), Float64Array.from(m0, (x) => 2 * x), 0, 0, 'windowed m');

@@ -6,7 +6,7 @@ import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { compileExprs, type Expr } from '../expr.ts';
 import { contiguousStrides, numel } from '../shape.ts';
-import type { Storage } from '../storage.ts';
+import { Storage } from '../storage.ts';
 import type { Destination } from './elementwise.ts';
 import { grid } from './launch.ts';
 import { planChunks } from './windows.ts';
@@ -15,24 +15,28 @@ import { planChunks } from './windows.ts';
  * Writes `outs[i].expr` into `outs[i].dst` for every element of `shape`, all from the values the
  * buffers held before the dispatch. Callers guarantee: distinct destination storages, and leaves
  * that read a destination's storage read it exactly at that destination's layout.
+ * With `sums`, the same kernel also adds up each sum expression over all elements (values from
+ * before the dispatch, like the outputs): the result is a [sums, groups] storage of per-workgroup
+ * partials, to be summed along its last axis.
  */
-export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], shape: readonly number[]): void {
+export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], shape: readonly number[], sums: readonly Expr[] = []): { partials: Storage; groups: number } | null {
   const n = numel(shape);
-  if (n === 0 || outs.length === 0) return;
+  if (n === 0 || outs.length + sums.length === 0) return null;
   const N = outs.length;
+  const S = sums.length;
   const aliases = new Map<Storage, string>(outs.map((o, i) => [o.dst.storage, `out${i}`]));
   const compiled = compileExprs(
-    outs.map((o) => o.expr),
+    [...outs.map((o) => o.expr), ...sums],
     shape,
     1 + N,
     1 + N,
     aliases,
     { multi: true },
   );
-  const bindingCount = N + compiled.storages.length;
+  const bindingCount = N + compiled.storages.length + (S > 0 ? 1 : 0);
   const maxBindings = ctx().limits.maxStorageBuffersPerShaderStage;
   if (bindingCount > maxBindings) {
-    throw new Error(`assignMany: ${N} outputs reading ${compiled.storages.length} other buffers need ${bindingCount} storage bindings, but this adapter allows ${maxBindings} per kernel; split the call into fewer outputs or realise some inputs first`);
+    throw new Error(`assignMany: ${N} outputs${S ? ` and ${S} sums` : ''} reading ${compiled.storages.length} other buffers need ${bindingCount} storage bindings, but this adapter allows ${maxBindings} per kernel; split the call into fewer outputs or realise some inputs first`);
   }
   const words = [n, ...outs.map((o) => o.dst.offset), ...compiled.words];
   const natural = contiguousStrides(shape);
@@ -51,9 +55,32 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     words.push(o.dst.strides[0]);
     return lines.join('\n');
   });
+  // Sums: the partials binding comes after the inputs; P(partialWord) = this chunk's first
+  // workgroup, P(partialWord + 1) = the workgroups of all chunks (the stride between sums).
+  const partialWord = words.length;
+  if (S > 0) words.push(0, 0);
+  const acc = Array.from({ length: S }, (_, j) => `  acc[${j}] += r[${N + j}];`);
+  const finish = [
+    `  for (var j = 0u; j < ${S}u; j++) { wsum[j * 64u + lid] = acc[j]; }`,
+    '  workgroupBarrier();',
+    '  for (var half = 32u; half > 0u; half = half >> 1u) {',
+    `    if (lid < half) { for (var j = 0u; j < ${S}u; j++) { wsum[j * 64u + lid] += wsum[j * 64u + lid + half]; } }`,
+    '    workgroupBarrier();',
+    '  }',
+    `  if (lid == 0u) { for (var j = 0u; j < ${S}u; j++) { partials[P(${partialWord}u) + j * P(${partialWord + 1}u) + wid.x + wid.y * nwg.x] = wsum[j * 64u]; } }`,
+  ];
   const source = fillTemplate('elementwise_multi', {
     PARAMS: paramsBlock(words.length),
     OUT_DECLS: outs.map((o, i) => `@group(0) @binding(${1 + i}) var<storage, read_write> out${i}: array<${o.dst.storage.dtype}>;`).join('\n'),
+    SUM_DECLS: S
+      ? [
+          `@group(0) @binding(${1 + N + compiled.storages.length}) var<storage, read_write> partials: array<f32>;`,
+          `var<workgroup> wsum: array<f32, ${64 * S}>;`,
+          `var<private> acc: array<f32, ${S}>;`,
+        ].join('\n')
+      : '',
+    SUM_ACCUMULATE: acc.join('\n'),
+    SUM_FINISH: S ? finish.join('\n') : '',
     EXPR: compiled.code,
     STORES: stores.join('\n'),
     RANK: Math.max(shape.length, 1),
@@ -61,6 +88,13 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
   const pipe = pipeline(source, 'elementwise_multi');
   const rowSize = shape.length ? n / shape[0] : 1;
   const chunks = planChunks(shape, [...outs.map((o) => o.dst), ...compiled.leafOffsets]);
+  const groupsOf = (c: { r0: number; r1: number }) => {
+    const [x, y] = grid(Math.ceil(((c.r1 - c.r0) * rowSize) / 4));
+    return x * y;
+  };
+  const groups = chunks.reduce((a, c) => a + groupsOf(c), 0);
+  const partials = S > 0 ? Storage.allocate(S * groups, 'f32') : null;
+  let firstGroup = 0;
   for (const c of chunks) {
     const w = Uint32Array.from(words);
     const count = (c.r1 - c.r0) * rowSize;
@@ -70,6 +104,13 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     w[compiled.base0Word] = c.r0;
     for (const l of compiled.leafOffsets) w[l.word] = l.offset + c.r0 * (l.strides[0] ?? 0) - c.base.get(l.storage)!;
     const bindings = [...outs.map((o) => o.dst.storage), ...compiled.storages].map((s) => c.bindings.get(s)!);
+    if (partials) {
+      w[partialWord] = firstGroup;
+      w[partialWord + 1] = groups;
+      bindings.push({ buffer: partials.buffer });
+    }
     runtime.dispatch(pipe, w, bindings, grid(Math.ceil(count / 4)));
+    firstGroup += groupsOf(c);
   }
+  return partials ? { partials, groups } : null;
 }
