@@ -3,7 +3,7 @@
 // before any of them is stored, so an output may also be an input (θ ← f(θ, m), m ← g(m)) and
 // an output that feeds another (θ' from m') uses the value computed in registers.
 // Params: P(0) = element count, P(1 + I) = output I's offset, then the expressions' words,
-// then (strided outputs only) their shapes and strides. Sums (optional): each workgroup adds its
+// then (strided outputs only) their shapes and strides. Sums (optional): each invocation adds its
 // elements of each sum expression and writes one partial per sum into `partials`.
 {{PARAMS}}
 {{OUT_DECLS}}
@@ -20,8 +20,6 @@ fn one(flat: u32, c: array<u32, {{RANK}}>) {
 fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
 ) {
   let first = (gid.x + gid.y * nwg.x * 64u) * 4u;
   let n = P(0u);

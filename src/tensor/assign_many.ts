@@ -62,7 +62,9 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: 
   temps.forEach((t) => t.dispose());
   if (sums.length === 0) return [];
   if (!partial) return sums.map(() => full([], 0)); // no elements: every sum is 0
-  const totals = reduce('sum', Tensor.owning(partial.partials, [sums.length, partial.groups]), 1, false);
+  // Per-chunk rows first (rows of [chunk][sum] split into binding windows if need be), then chunks.
+  const perChunk = reduce('sum', Tensor.owning(partial.partials, partial.shape), 2, false);
+  const totals = partial.shape[0] === 1 ? reshape(perChunk, [sums.length]) : reduce('sum', perChunk, 0, false);
   return sums.map((_, j) => reshape(sliceView(totals, [j], [j + 1]), []));
 }
 

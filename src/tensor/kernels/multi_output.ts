@@ -7,7 +7,7 @@ import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { compileExprs, type Expr } from '../expr.ts';
 import { contiguousStrides, numel } from '../shape.ts';
 import { Storage } from '../storage.ts';
-import type { Destination } from './elementwise.ts';
+import { realizeExpr, type Destination } from './elementwise.ts';
 import { grid } from './launch.ts';
 import { planChunks } from './windows.ts';
 
@@ -16,10 +16,10 @@ import { planChunks } from './windows.ts';
  * buffers held before the dispatch. Callers guarantee: distinct destination storages, and leaves
  * that read a destination's storage read it exactly at that destination's layout.
  * With `sums`, the same kernel also adds up each sum expression over all elements (values from
- * before the dispatch, like the outputs): the result is a [sums, groups] storage of per-workgroup
- * partials, to be summed along its last axis.
+ * before the dispatch, like the outputs): the result is a [chunks, sums, invocations] storage of
+ * per-invocation partials, to be summed over axes 0 and 2.
  */
-export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], shape: readonly number[], sums: readonly Expr[] = []): { partials: Storage; groups: number } | null {
+export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], shape: readonly number[], sums: readonly Expr[] = []): { partials: Storage; shape: [number, number, number] } | null {
   const n = numel(shape);
   if (n === 0 || outs.length + sums.length === 0) return null;
   const N = outs.length;
@@ -55,27 +55,20 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     words.push(o.dst.strides[0]);
     return lines.join('\n');
   });
-  // Sums: the partials binding comes after the inputs; P(partialWord) = this chunk's first
-  // workgroup, P(partialWord + 1) = the workgroups of all chunks (the stride between sums).
+  // Sums: the partials binding comes after the inputs; P(partialWord) = 0 (the chunk's slice is
+  // bound at its offset), P(partialWord + 1) = the stride between sums.
   const partialWord = words.length;
   if (S > 0) words.push(0, 0);
   const acc = Array.from({ length: S }, (_, j) => `  acc[${j}] += r[${N + j}];`);
-  const finish = [
-    `  for (var j = 0u; j < ${S}u; j++) { wsum[j * 64u + lid] = acc[j]; }`,
-    '  workgroupBarrier();',
-    '  for (var half = 32u; half > 0u; half = half >> 1u) {',
-    `    if (lid < half) { for (var j = 0u; j < ${S}u; j++) { wsum[j * 64u + lid] += wsum[j * 64u + lid + half]; } }`,
-    '    workgroupBarrier();',
-    '  }',
-    `  if (lid == 0u) { for (var j = 0u; j < ${S}u; j++) { partials[P(${partialWord}u) + j * P(${partialWord + 1}u) + wid.x + wid.y * nwg.x] = wsum[j * 64u]; } }`,
-  ];
+  // One partial per invocation (4 elements): a workgroup tree reduction needs barriers, which on
+  // lavapipe made Sophia's step 3.5× slower; n/4 extra floats cost far less.
+  const finish = [`  for (var j = 0u; j < ${S}u; j++) { partials[P(${partialWord}u) + j * P(${partialWord + 1}u) + gid.x + gid.y * nwg.x * 64u] = acc[j]; }`];
   const source = fillTemplate('elementwise_multi', {
     PARAMS: paramsBlock(words.length),
     OUT_DECLS: outs.map((o, i) => `@group(0) @binding(${1 + i}) var<storage, read_write> out${i}: array<${o.dst.storage.dtype}>;`).join('\n'),
     SUM_DECLS: S
       ? [
           `@group(0) @binding(${1 + N + compiled.storages.length}) var<storage, read_write> partials: array<f32>;`,
-          `var<workgroup> wsum: array<f32, ${64 * S}>;`,
           `var<private> acc: array<f32, ${S}>;`,
         ].join('\n')
       : '',
@@ -88,14 +81,15 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
   const pipe = pipeline(source, 'elementwise_multi');
   const rowSize = shape.length ? n / shape[0] : 1;
   const chunks = planChunks(shape, [...outs.map((o) => o.dst), ...compiled.leafOffsets]);
-  const groupsOf = (c: { r0: number; r1: number }) => {
+  // Partials are laid out [chunk][sum][invocation], each chunk binding only its own slice (so a
+  // windowed dispatch stays within the binding limit); slices are padded to the longest chunk.
+  const invocationsOf = (c: { r0: number; r1: number }) => {
     const [x, y] = grid(Math.ceil(((c.r1 - c.r0) * rowSize) / 4));
-    return x * y;
+    return x * y * 64;
   };
-  const groups = chunks.reduce((a, c) => a + groupsOf(c), 0);
-  const partials = S > 0 ? Storage.allocate(S * groups, 'f32') : null;
-  let firstGroup = 0;
-  for (const c of chunks) {
+  const stride = Math.max(...chunks.map(invocationsOf));
+  const partials = S === 0 ? null : chunks.length === 1 ? Storage.allocate(S * stride, 'f32') : zeroFilled(chunks.length * S * stride);
+  for (const [ci, c] of chunks.entries()) {
     const w = Uint32Array.from(words);
     const count = (c.r1 - c.r0) * rowSize;
     w[0] = count;
@@ -105,12 +99,17 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     for (const l of compiled.leafOffsets) w[l.word] = l.offset + c.r0 * (l.strides[0] ?? 0) - c.base.get(l.storage)!;
     const bindings = [...outs.map((o) => o.dst.storage), ...compiled.storages].map((s) => c.bindings.get(s)!);
     if (partials) {
-      w[partialWord] = firstGroup;
-      w[partialWord + 1] = groups;
-      bindings.push({ buffer: partials.buffer });
+      w[partialWord] = 0;
+      w[partialWord + 1] = stride;
+      bindings.push({ buffer: partials.buffer, offset: ci * S * stride * 4, size: S * stride * 4 });
     }
     runtime.dispatch(pipe, w, bindings, grid(Math.ceil(count / 4)));
-    firstGroup += groupsOf(c);
   }
-  return partials ? { partials, groups } : null;
+  return partials ? { partials, shape: [chunks.length, S, stride] } : null;
+}
+
+function zeroFilled(n: number): Storage {
+  const s = Storage.allocate(n, 'f32');
+  realizeExpr({ k: 'const', value: 0 }, [n], { storage: s, offset: 0, strides: [1] });
+  return s;
 }
