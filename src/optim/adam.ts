@@ -38,18 +38,24 @@ export class Adam extends Optimizer {
     }
     const m = this.buf(p, 'm');
     const v = this.buf(p, 'v');
-    this.write(m, ops.add(ops.mul(m, b1), ops.mul(g, 1 - b1)), finite);
-    this.write(v, ops.add(ops.mul(v, b2), ops.mul(ops.mul(g, g), 1 - b2)), finite);
-    let second = v;
+    const m1 = ops.add(ops.mul(m, b1), ops.mul(g, 1 - b1));
+    const v1 = ops.add(ops.mul(v, b2), ops.mul(ops.mul(g, g), 1 - b2));
+    const updates: [Tensor, Tensor][] = [
+      [m, m1],
+      [v, v1],
+    ];
+    let second = v1;
     if (this.amsgrad) {
       const vmax = this.buf(p, 'vmax');
-      this.write(vmax, ops.maximum(vmax, v), finite);
-      second = vmax;
+      second = ops.maximum(vmax, v1);
+      updates.push([vmax, second]);
     }
     const bc1 = 1 - b1 ** t;
     const bc2 = 1 - b2 ** t;
     const denom = ops.add(ops.div(ops.sqrt(second), Math.sqrt(bc2)), this.eps);
-    this.write(p.param, ops.sub(theta, ops.mul(ops.div(m, denom), lr / bc1)), finite);
+    // One kernel per parameter: m, v (and v̂) are computed in registers and used by θ's update.
+    updates.push([p.param, ops.sub(theta, ops.mul(ops.div(m1, denom), lr / bc1))]);
+    this.write(updates, finite);
   }
 }
 

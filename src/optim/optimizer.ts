@@ -133,9 +133,22 @@ export abstract class Optimizer {
     return t;
   }
 
-  /** Writes `next` into `target` unless this step was found non-finite (then keeps it). */
-  protected write(target: Tensor, next: Tensor, finite: Tensor | null): void {
-    ops.assign(target, finite ? ops.where(finite, next, target) : next);
+  /**
+   * Writes each `next` into its `target` in one kernel (assignMany), unless this step was found
+   * non-finite (then every target keeps its value). All `next` values see the state from before
+   * the step; build θ's new value from the new m (the lazy tensor), not from the buffer m.
+   * `sums` (diagnostics such as Sophia's unclipped count) are added up by the same kernel.
+   */
+  protected write(updates: readonly (readonly [target: Tensor, next: Tensor])[], finite: Tensor | null, sums: readonly Tensor[] = []): Tensor[] {
+    return ops.assignMany(
+      updates.map(([target, next]) => [target, this.kept(target, next, finite)] as const),
+      sums,
+    );
+  }
+
+  /** What `target` holds after a step that writes `next`: `next`, or itself when the step is skipped. */
+  protected kept(target: Tensor, next: Tensor, finite: Tensor | null): Tensor {
+    return finite ? ops.where(finite, next, target) : next;
   }
 
   /** A 0-d tensor: 1 when every gradient is finite, else 0 (decided on the GPU). */

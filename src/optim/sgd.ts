@@ -27,13 +27,20 @@ export class SGD extends Optimizer {
 
   protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null, t: number): void {
     let g = wd !== 0 ? ops.add(grad, ops.mul(p.param, wd)) : grad;
-    if (this.momentum !== 0) {
-      const b = this.buf(p, 'momentum');
-      // torch initialises the buffer with the parameter's first gradient (no dampening then).
-      const next = t === 1 ? g : ops.add(ops.mul(b, this.momentum), ops.mul(g, 1 - this.dampening));
-      this.write(b, next, finite);
-      g = this.nesterov ? ops.add(g, ops.mul(b, this.momentum)) : b;
+    if (this.momentum === 0) {
+      this.write([[p.param, ops.sub(p.param, ops.mul(g, lr))]], finite);
+      return;
     }
-    this.write(p.param, ops.sub(p.param, ops.mul(g, lr)), finite);
+    const b = this.buf(p, 'momentum');
+    // torch initialises the buffer with the parameter's first gradient (no dampening then).
+    const b1 = t === 1 ? g : ops.add(ops.mul(b, this.momentum), ops.mul(g, 1 - this.dampening));
+    g = this.nesterov ? ops.add(g, ops.mul(b1, this.momentum)) : b1;
+    this.write(
+      [
+        [b, b1],
+        [p.param, ops.sub(p.param, ops.mul(g, lr))],
+      ],
+      finite,
+    );
   }
 }

@@ -126,28 +126,38 @@ export class Sophia extends Optimizer {
   }
 
   protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null): void {
-    const [b1, b2] = this.betas;
+    const b1 = this.betas[0];
     const m = this.buf(p, 'm');
-    this.write(m, ops.add(ops.mul(m, b1), ops.mul(grad, 1 - b1)), finite);
-    let h: Tensor = this.buf(p, 'h');
-    if (this.biasCorrection && this.refreshes > 0) h = ops.div(h, 1 - b2 ** this.refreshes);
+    const h = this.buf(p, 'h');
+    const m1 = ops.add(ops.mul(m, b1), ops.mul(grad, 1 - b1));
     const theta = wd !== 0 ? ops.mul(p.param, 1 - lr * wd) : p.param;
-    const c = this.clipThreshold;
-    let step: Tensor;
-    let ratio: Tensor;
-    if (this.form === 'paper') {
-      ratio = ops.div(m, ops.maximum(ops.mul(h, this.gamma), this.eps));
-      step = ops.minimum(ops.maximum(ratio, -c), c);
-    } else {
-      ratio = ops.div(ops.abs(m), ops.add(ops.mul(h, this.rho * this.batchTokens), 1e-15));
-      step = ops.mul(ops.sign(m), ops.minimum(ratio, c));
-    }
+    // One kernel per parameter writes m and θ (θ's step uses the new m in registers) and counts
+    // the unclipped coordinates of the m it leaves behind (the kept m on a skipped step).
+    const counts = this.write(
+      [
+        [m, m1],
+        [p.param, ops.sub(theta, ops.mul(this.clippedStep(m1, h).step, lr))],
+      ],
+      finite,
+      this.trackWinRate ? [ops.lt(ops.abs(this.clippedStep(this.kept(m, m1, finite), h).ratio), this.clipThreshold)] : [],
+    );
     if (this.trackWinRate) {
-      const count = ops.sum(ops.lt(ops.abs(ratio), c));
-      this.unclipped = this.unclipped ? ops.add(this.unclipped, count) : count;
+      this.unclipped = this.unclipped ? ops.add(this.unclipped, counts[0]) : counts[0];
       this.coords += p.param.size;
     }
-    this.write(p.param, ops.sub(theta, ops.mul(step, lr)), finite);
+  }
+
+  /** The per-coordinate ratio m / max(γh, ε) (or the official form's) and its clip to [−c, c]. */
+  private clippedStep(m: Tensor, hBuf: Tensor): { ratio: Tensor; step: Tensor } {
+    const c = this.clipThreshold;
+    const b2 = this.betas[1];
+    const h = this.biasCorrection && this.refreshes > 0 ? ops.div(hBuf, 1 - b2 ** this.refreshes) : hBuf;
+    if (this.form === 'paper') {
+      const ratio = ops.div(m, ops.maximum(ops.mul(h, this.gamma), this.eps));
+      return { ratio, step: ops.minimum(ops.maximum(ratio, -c), c) };
+    }
+    const ratio = ops.div(ops.abs(m), ops.add(ops.mul(h, this.rho * this.batchTokens), 1e-15));
+    return { ratio, step: ops.mul(ops.sign(m), ops.minimum(ratio, c)) };
   }
 
   override step(): void {

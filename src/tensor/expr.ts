@@ -157,6 +157,28 @@ export interface CompiledExpr {
  * pipeline serves every shape of the same rank and structure.
  */
 export function compileExpr(e: Expr, shape: readonly number[], paramBase: number, firstBinding: number, aliasOut?: Storage): CompiledExpr {
+  return compileExprs([e], shape, paramBase, firstBinding, aliasOut ? new Map([[aliasOut, 'out']]) : new Map());
+}
+
+/**
+ * Several expressions over one shape, compiled together so shared subtrees are computed once.
+ * One root gives `exprAt`/`expr` as above; several give `fn exprsAt(flat, c) -> array<f32, N>`
+ * (every load happens before the caller stores anything). Leaves reading a storage in
+ * `aliases` go through the named writable binding instead of a read-only one.
+ */
+export function compileExprs(
+  roots: readonly Expr[],
+  shape: readonly number[],
+  paramBase: number,
+  firstBinding: number,
+  aliases: ReadonlyMap<Storage, string>,
+  opts: { multi?: boolean } = {},
+): CompiledExpr {
+  // multi: always `exprsAt`, and leaves that read one element for all (a 0-d flag or scalar
+  // broadcast, e.g. the optimizers' all-finite flag) load once per invocation in `loadScalars()`,
+  // which the kernel calls first, instead of once per element.
+  const multi = opts.multi ?? false;
+  const scalars: string[] = [];
   const rank = shape.length;
   const storages: Storage[] = [];
   const words: number[] = [];
@@ -182,29 +204,48 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     return true;
   };
   let usesCoords = false;
+  // Equal leaves (one buffer, one layout) are loaded once: views and t.expr() make a new leaf
+  // object per use, and on CPU adapters each load costs ~11 instructions.
+  const leafNames = new Map<string, string>();
   const visit = (n: Expr): string => {
     const hit = names.get(n);
     if (hit) return hit;
+    const leafKey = n.k === 'leaf' ? `${n.storage.id}:${n.offset}:${n.strides.join(',')}` : '';
+    const sameLeaf = leafNames.get(leafKey);
+    if (sameLeaf) {
+      names.set(n, sameLeaf);
+      return sameLeaf;
+    }
     let v: string;
     switch (n.k) {
       case 'leaf': {
         // In-place updates read the destination through the kernel's own `out` binding:
         // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
-        const aliased = n.storage === aliasOut;
+        const alias = aliases.get(n.storage);
+        const aliased = alias !== undefined;
         let b = aliased ? -1 : storages.indexOf(n.storage);
         if (!aliased && b < 0) b = storages.push(n.storage) - 1;
         const offsetWord = word(n.offset);
         leafOffsets.push({ word: offsetWord, storage: n.storage, offset: n.offset, strides: n.strides });
         const base = `P(${offsetWord}u)`;
+        const hoist = multi && !aliased && n.strides.every((st) => st === 0);
         let idx: string;
-        if (contiguous(n.strides)) idx = `${base} + flat`;
+        if (hoist) idx = base; // every element reads the one at the offset
+        else if (contiguous(n.strides)) idx = `${base} + flat`;
         else {
-          usesCoords = true;
           const terms = n.strides.map((s, i) => (s === 0 || shape[i] === 1 ? '' : ` + c${i} * P(${word(s)}u)`)).join('');
+          if (terms) usesCoords = true; // a fully broadcast leaf reads one element: no coordinates
           idx = `${base}${terms}`;
         }
-        const load = aliased ? `out[${idx}]` : `in${b}[${idx}]`;
+        const load = aliased ? `${alias}[${idx}]` : `in${b}[${idx}]`;
         v = n.storage.dtype === 'f32' ? load : `f32(${load})`;
+        if (hoist) {
+          const name = `s${scalars.length}`;
+          scalars.push(`  ${name} = ${v};`);
+          names.set(n, name);
+          leafNames.set(leafKey, name);
+          return name;
+        }
         break;
       }
       case 'const':
@@ -232,9 +273,10 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     const name = `v${lines.length}`;
     lines.push(`  let ${name} = ${v};`);
     names.set(n, name);
+    if (leafKey) leafNames.set(leafKey, name);
     return name;
   };
-  const result = visit(e);
+  const results = roots.map(visit);
   // Coordinates are passed in as an array so a caller that walks consecutive elements (the
   // elementwise kernel) can advance them with a carry instead of a division per element.
   const R = Math.max(rank, 1);
@@ -260,8 +302,14 @@ export function compileExpr(e: Expr, shape: readonly number[], paramBase: number
     HELPERS,
     coords.join('\n'),
     next.join('\n'),
-    `fn exprAt(flat: u32, c: array<u32, ${R}>) -> f32 {\n${unpack}\n${lines.join('\n')}\n  return ${result};\n}`,
-    `fn expr(flat: u32) -> f32 { return exprAt(flat, ${usesCoords ? 'coords(flat)' : `array<u32, ${R}>()`}); }`,
+    ...scalars.map((_, i) => `var<private> s${i}: f32;`),
+    `fn loadScalars() {\n${scalars.join('\n')}\n}`,
+    ...(results.length === 1 && !multi
+      ? [
+          `fn exprAt(flat: u32, c: array<u32, ${R}>) -> f32 {\n${unpack}\n${lines.join('\n')}\n  return ${results[0]};\n}`,
+          `fn expr(flat: u32) -> f32 { return exprAt(flat, ${usesCoords ? 'coords(flat)' : `array<u32, ${R}>()`}); }`,
+        ]
+      : [`fn exprsAt(flat: u32, c: array<u32, ${R}>) -> array<f32, ${results.length}> {\n${unpack}\n${lines.join('\n')}\n  return array<f32, ${results.length}>(${results.join(', ')});\n}`]),
     `const EXPR_USES_COORDS = ${usesCoords};`,
   ].join('\n');
   return { storages, code, words, leafOffsets, dim0Word: shapeWord[0] ?? -1, base0Word };

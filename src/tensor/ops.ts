@@ -65,12 +65,12 @@ export function random(shape: Shape, kind: RandomKind, seed: number, a: number, 
 // ---------------------------------------------------------------- elementwise (lazy)
 
 /** `t` as an expression over `shape` (NumPy broadcasting of its dims). */
-function broadcastExpr(t: Tensor, shape: readonly number[]): Expr {
+export function broadcastExpr(t: Tensor, shape: readonly number[]): Expr {
   if (sameShape(t.shape, shape)) return t.expr();
   return expandView(t, shape).expr();
 }
 
-function fusable(t: Tensor): Tensor {
+export function fusable(t: Tensor): Tensor {
   if (t.isLazy) {
     const e = t.expr();
     if (exprSize(e) > MAX_FUSED_NODES) t.realize();
@@ -408,7 +408,7 @@ export function assign(dst: Tensor, value: Tensor): void {
   realizeExpr(e, dst.shape, { storage, offset, strides });
 }
 
-function dstElementsDistinct(shape: readonly number[], strides: readonly number[]): boolean {
+export function dstElementsDistinct(shape: readonly number[], strides: readonly number[]): boolean {
   return shape.every((d, i) => d === 1 || strides[i] !== 0);
 }
 

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import * as O from '../../src/optim/index.ts';
+import { runtime } from '../../src/gpu/runtime.ts';
 import { expectClose, values } from '../helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'optim-'));
@@ -97,6 +98,34 @@ describe('optimizer plumbing', () => {
     const sophia = new O.Sophia(p(), { lr: 1e-3 });
     expect(() => sophia.updateHessian(new Map(), 0)).toThrow(/batchTokens must be ≥ 1, got 0/);
     expect(() => new O.SGD([named('a', [1], 1), named('a', [1], 2)], { lr: 1 })).toThrow(/'a' appears twice/);
+  });
+});
+
+describe('fused updates', () => {
+  it('one step is one kernel per parameter (state and θ written together) for every optimizer', async () => {
+    // [name, optimizer, extra dispatches per parameter, extra per step]
+    const make: [string, (ps: O.NamedParam[]) => O.Optimizer, number, number][] = [
+      ['SGD momentum', (ps) => new O.SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 0.01, nonFinite: 'update' }), 0, 0],
+      ['Adam amsgrad', (ps) => new O.Adam(ps, { lr: 0.1, amsgrad: true, weightDecay: 0.01, nonFinite: 'update' }), 0, 0],
+      ['AdamW', (ps) => new O.AdamW(ps, { lr: 0.1, nonFinite: 'update' }), 0, 0],
+      ['Sophia official', (ps) => new O.Sophia(ps, { lr: 0.1, form: 'official', biasCorrection: true, trackWinRate: false, nonFinite: 'update' }), 0, 0],
+      // The win rate is counted by the update kernel itself; adding up its per-workgroup
+      // partials is one small reduction per parameter, and the total one more per step.
+      ['Sophia paper with win rate', (ps) => new O.Sophia(ps, { lr: 0.1, nonFinite: 'update' }), 1, 1],
+    ];
+    for (const [what, build, perParam, perStep] of make) {
+      const ps = [named('a', [3, 4], 1), named('b', [2, 5], 2)]; // one rank: one pipeline per optimizer to compile
+      const opt = build(ps);
+      for (let t = 0; t < 3; t++) {
+        ps.forEach((p, i) => (p.param.grad = E.tensor(f32(p.param.size, 10 * t + i), [...p.param.shape])));
+        await ps[0].param.grad!.toArray(); // flush the uploads
+        const before = runtime.stats.dispatches;
+        opt.step();
+        // Step 1 also zero-fills the new state tensors.
+        if (t > 0) expect(runtime.stats.dispatches - before, `${what}, step ${t + 1}`).toBe(ps.length * (1 + perParam) + perStep);
+        opt.zeroGrad();
+      }
+    }
   });
 });
 
