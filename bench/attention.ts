@@ -7,40 +7,22 @@
 // down). Besides wall time we report the CPU time of lavapipe's two worker threads, which is
 // steadier on a shared machine. Shaders are compiled by a warm-up call first.
 // Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1).
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { describeAdapter, grad, hvp, init, manualSeed, mul, randn, runtime, sum, tensor, tidy, type Tensor } from '../src/index.ts';
 import { causalAttention, GPT2, gpt2Config, setAttentionStrategy, type AttentionStrategy } from '../src/nn/index.ts';
 import { AdamW, defaultParamGroups } from '../src/optim/index.ts';
+import { cpuSince, threadTimes } from './cpu-time.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const rounds = Number(args.find((a) => a.startsWith('--rounds='))?.split('=')[1] ?? 3);
 const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? 1);
 
-/** CPU nanoseconds of each thread of this process (Linux; empty elsewhere). */
-function threadTimes(): Map<string, number> {
-  const m = new Map<string, number>();
-  try {
-    for (const id of readdirSync('/proc/self/task')) {
-      try {
-        m.set(id, Number(readFileSync(`/proc/self/task/${id}/schedstat`, 'utf8').split(' ')[0]));
-      } catch {
-        /* thread ended */
-      }
-    }
-  } catch {
-    /* not Linux */
-  }
-  return m;
-}
-
-/** CPU ms of the two busiest threads other than the JS one (lavapipe's workers) since `before`. */
+/** CPU ms of lavapipe's two worker threads since `before`. */
 function workerMs(before: Map<string, number>): number | null {
-  const now = threadTimes();
-  if (now.size === 0) return null;
-  const d = [...now].filter(([id]) => id !== String(process.pid)).map(([id, t]) => t - (before.get(id) ?? 0)).sort((a, b) => b - a);
-  return ((d[0] ?? 0) + (d[1] ?? 0)) / 1e6;
+  const cpu = cpuSince(before);
+  return cpu ? cpu.workers * 1000 : null;
 }
 
 interface Timing {

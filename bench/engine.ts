@@ -12,10 +12,11 @@
 // Options: --quick (fewer shapes, shorter batches), --no-peer (skip PyTorch), --seconds=S (target
 // seconds per case, default 2).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { add, describeAdapter, init, manualSeed, matmul, mul, randn, relu, runtime, sub, transpose, type Tensor } from '../src/index.ts';
+import { cpuSince, threadTimes } from './cpu-time.ts';
 import { lastMatmulKernel } from '../src/tensor/kernels/matmul.ts';
 
 const args = process.argv.slice(2);
@@ -23,33 +24,6 @@ const quick = args.includes('--quick');
 const noPeer = args.includes('--no-peer');
 const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? (quick ? 0.5 : 2));
 const rounds = 2;
-
-// ---------------------------------------------------------------- thread CPU time (Linux)
-
-function threadTimes(): Map<string, number> {
-  const m = new Map<string, number>();
-  try {
-    for (const id of readdirSync('/proc/self/task')) {
-      try {
-        m.set(id, Number(readFileSync(`/proc/self/task/${id}/schedstat`, 'utf8').split(' ')[0]));
-      } catch {
-        /* thread ended */
-      }
-    }
-  } catch {
-    /* not Linux */
-  }
-  return m;
-}
-
-/** CPU seconds since `before`: the JS main thread, and the two busiest other threads (lavapipe's workers). */
-function cpuSince(before: Map<string, number>): { main: number; workers: number } | null {
-  const now = threadTimes();
-  if (now.size === 0) return null;
-  const main = String(process.pid);
-  const deltas = [...now].filter(([id]) => id !== main).map(([id, t]) => t - (before.get(id) ?? 0)).sort((a, b) => b - a);
-  return { main: ((now.get(main) ?? 0) - (before.get(main) ?? 0)) / 1e9, workers: ((deltas[0] ?? 0) + (deltas[1] ?? 0)) / 1e9 };
-}
 
 // ---------------------------------------------------------------- timing
 
