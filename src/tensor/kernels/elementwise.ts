@@ -38,6 +38,7 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
     EXPR: compiled.code,
     OUT_INDEX: outIndex,
     RANK: Math.max(shape.length, 1),
+    MAIN: fillTemplate('elementwise_main', { RANK: Math.max(shape.length, 1), FINISH: '' }),
   });
   const pipe = pipeline(source, 'elementwise');
   const rowSize = shape.length ? n / shape[0] : 1;

@@ -73,10 +73,11 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
         ].join('\n')
       : '',
     SUM_ACCUMULATE: acc.join('\n'),
-    SUM_FINISH: S ? finish.join('\n') : '',
+
     EXPR: compiled.code,
     STORES: stores.join('\n'),
     RANK: Math.max(shape.length, 1),
+    MAIN: fillTemplate('elementwise_main', { RANK: Math.max(shape.length, 1), FINISH: S ? finish.join('\n') : '' }),
   });
   const pipe = pipeline(source, 'elementwise_multi');
   const rowSize = shape.length ? n / shape[0] : 1;
