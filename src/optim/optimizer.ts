@@ -73,6 +73,20 @@ export function defaultParamGroups(named: readonly NamedParam[] | readonly [stri
   ].filter((g) => g.params.length > 0);
 }
 
+/**
+ * A realised 0-d tensor: 1 when every gradient of `params` is finite, else 0 (decided on the GPU,
+ * nothing read back); null when none has a gradient. The optimizers' skip check and GradScaler's.
+ */
+export function gradsAllFinite(params: readonly Tensor[]): Tensor | null {
+  let finite: Tensor | null = null;
+  for (const p of params) {
+    if (!p.grad) continue;
+    const f = ops.min(ops.isFinite(p.grad));
+    finite = finite ? ops.minimum(finite, f) : f;
+  }
+  return finite ? finite.realize() : null;
+}
+
 export abstract class Optimizer {
   readonly groups: ParamGroup[];
   private _lr = 0;
@@ -153,14 +167,7 @@ export abstract class Optimizer {
 
   /** A 0-d tensor: 1 when every gradient is finite, else 0 (decided on the GPU). */
   protected allFinite(): Tensor | null {
-    if (this.nonFinite !== 'skip') return null;
-    let finite: Tensor | null = null;
-    for (const { param } of this.namedParams) {
-      if (!param.grad) continue;
-      const f = ops.min(ops.isFinite(param.grad));
-      finite = finite ? ops.minimum(finite, f) : f;
-    }
-    return finite ? finite.realize() : null;
+    return this.nonFinite === 'skip' ? gradsAllFinite(this.namedParams.map((p) => p.param)) : null;
   }
 
   /** One update of every parameter that has a gradient. Records GPU work only; never waits. */

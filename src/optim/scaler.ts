@@ -11,7 +11,7 @@ import { noGrad } from '../autograd/graph.ts';
 import * as ops from '../autograd/ops/index.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { keep } from '../tensor/scope.ts';
-import { checkRange } from './optimizer.ts';
+import { checkRange, gradsAllFinite } from './optimizer.ts';
 
 export interface GradScalerOptions {
   /** Initial scale (torch: 2^16). */
@@ -76,23 +76,18 @@ export class GradScaler {
       const grow = ops.ge(good, this.growthInterval);
       const grown = ops.mul(this.scaleT, this.growthFactor);
       const onGood = ops.where(grow, ops.where(ops.isFinite(grown), grown, this.scaleT), this.scaleT);
-      const nextScale = ops.where(finite, onGood, ops.mul(this.scaleT, this.backoffFactor)).realize();
-      const nextGood = ops.where(finite, ops.where(grow, 0, good), 0).realize();
-      ops.assign(this.skipped, ops.add(this.skipped, ops.sub(1, finite)));
-      ops.assign(this.scaleT, nextScale);
-      ops.assign(this.goodSteps, nextGood);
-      nextScale.dispose();
-      nextGood.dispose();
+      // One kernel: every new value is computed from the counters as they were before the update.
+      ops.assignMany([
+        [this.scaleT, ops.where(finite, onGood, ops.mul(this.scaleT, this.backoffFactor))],
+        [this.goodSteps, ops.where(finite, ops.where(grow, 0, good), 0)],
+        [this.skipped, ops.add(this.skipped, ops.sub(1, finite))],
+      ]);
     });
   }
 
   /** Finite check for optimizers that do not make one (nonFinite: 'update'): 1 if every gradient is finite. */
   static allFinite(params: readonly Tensor[]): Tensor {
-    return noGrad(() => {
-      let f: Tensor = ops.full([], 1);
-      for (const p of params) if (p.grad) f = ops.minimum(f, ops.min(ops.isFinite(p.grad)));
-      return f.realize();
-    });
+    return noGrad(() => gradsAllFinite(params) ?? ops.full([], 1));
   }
 
   /** A [scale, skipped steps] tensor snapshot (for the metrics of the step just taken). */
