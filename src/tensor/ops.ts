@@ -250,9 +250,9 @@ function batchStride(shape: readonly number[], strides: readonly number[]): numb
 
 function operand(t: Tensor, batch: readonly number[]): MatOperand {
   const full = [...batch, t.shape[t.rank - 2], t.shape[t.rank - 1]];
-  // A lazy operand is realised in place, so it is computed once: matmul's backward hands the
-  // same lazy gradient to two matmuls (dA and dB), and a second backward uses it again (on
-  // GPT-2's LM head that gradient is a [rows, 50257] pass each time).
+  // A lazy operand is realised in place, so it is computed once: a recorded backward (createGraph)
+  // hands the same lazy gradient to matmuls of both passes (on GPT-2's LM head a [rows, 50257]
+  // pass each time). A plain backward makes its own short-lived copy (autograd/ops/matmul.ts).
   if (t.isLazy) t.realize();
   let v = expandView(t, full);
   let { storage, offset, strides } = v.layout();

@@ -207,11 +207,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       if (!p) throw new Error(`checkpoint holds unknown parameter ${name}`);
       E.noGrad(() => E.assign(p, E.tensor(t.data as Float32Array, t.shape)));
     }
-    const optTensors = new Map([...ck.tensors].filter(([n]) => n.startsWith('opt.')).map(([n, t]) => [n.slice(4), E.tensor(t.data as Float32Array, t.shape)] as const));
-    opt.loadStateDict({ json: st.optimizer, tensors: optTensors });
+    /** The checkpoint's tensors named `prefix…`, on the GPU, under their names without it. */
+    const section = (prefix: string) =>
+      new Map([...ck.tensors].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), E.tensor(t.data as Float32Array, t.shape)] as const));
+    opt.loadStateDict({ json: st.optimizer, tensors: section('opt.') });
     if (scaler) {
-      const scalerTensors = new Map([...ck.tensors].filter(([n]) => n.startsWith('scaler.')).map(([n, t]) => [n.slice(7), E.tensor(t.data as Float32Array, t.shape)] as const));
-      scaler.loadStateTensors(scalerTensors);
+      scaler.loadStateTensors(section('scaler.'));
       lastSkipped = (await scaler.state()).skippedSteps;
     }
     loader.restore(st.loader as BatchLoaderState);
