@@ -13,25 +13,33 @@ export interface Destination {
   strides: readonly number[];
 }
 
+/**
+ * WGSL statements that set `o`, the index of element `flat` in a destination view whose offset is
+ * P(offsetWord), appending the parameter words they read to `words`. A contiguous view needs one
+ * addition; a strided one (a view) decomposes flat into coordinates, dim 0 without a modulo so
+ * chunked dispatches (which shorten dim 0) share these words.
+ */
+export function destinationIndex(shape: readonly number[], dst: Destination, offsetWord: number, words: number[]): string[] {
+  const contiguous = contiguousStrides(shape).every((s, i) => shape[i] === 1 || s === dst.strides[i]);
+  if (contiguous) return [`let o = P(${offsetWord}u) + flat;`];
+  const lines = ['var orem = flat;', `var o = P(${offsetWord}u);`];
+  for (let i = shape.length - 1; i >= 1; i--) {
+    lines.push(`o += (orem % P(${words.length}u)) * P(${words.length + 1}u);`, `orem = orem / P(${words.length}u);`);
+    words.push(shape[i], dst.strides[i]);
+  }
+  lines.push(`o += orem * P(${words.length}u);`);
+  words.push(dst.strides[0]);
+  return lines;
+}
+
 export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination): void {
   const n = numel(shape);
   if (n === 0) return;
   const compiled = compileExpr(e, shape, 2, 2, dst.storage);
   const words = [n, dst.offset, ...compiled.words];
-  const contiguous = contiguousStrides(shape).every((s, i) => shape[i] === 1 || s === dst.strides[i]);
-  let outIndex = '  let o = P(1u) + flat;';
-  if (!contiguous) {
-    // Strided destination (a view): decompose flat into coordinates. Dim 0 needs no modulo,
-    // so chunked dispatches (which shorten dim 0) share these words.
-    const lines = ['  var orem = flat;', '  var o = P(1u);'];
-    for (let i = shape.length - 1; i >= 1; i--) {
-      lines.push(`  o += (orem % P(${words.length}u)) * P(${words.length + 1}u);`, `  orem = orem / P(${words.length}u);`);
-      words.push(shape[i], dst.strides[i]);
-    }
-    lines.push(`  o += orem * P(${words.length}u);`);
-    words.push(dst.strides[0]);
-    outIndex = lines.join('\n');
-  }
+  const outIndex = destinationIndex(shape, dst, 1, words)
+    .map((l) => `  ${l}`)
+    .join('\n');
   const source = fillTemplate('elementwise', {
     PARAMS: paramsBlock(words.length),
     OUT_TYPE: dst.storage.dtype,

@@ -5,9 +5,9 @@ import { ctx } from '../../gpu/device.ts';
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { compileExprs, type Expr } from '../expr.ts';
-import { contiguousStrides, numel } from '../shape.ts';
+import { numel } from '../shape.ts';
 import { Storage } from '../storage.ts';
-import { realizeExpr, type Destination } from './elementwise.ts';
+import { destinationIndex, realizeExpr, type Destination } from './elementwise.ts';
 import { grid } from './launch.ts';
 import { planChunks } from './windows.ts';
 
@@ -39,22 +39,9 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     throw new Error(`assignMany: ${N} outputs${S ? ` and ${S} sums` : ''} reading ${compiled.storages.length} other buffers need ${bindingCount} storage bindings, but this adapter allows ${maxBindings} per kernel; split the call into fewer outputs or realise some inputs first`);
   }
   const words = [n, ...outs.map((o) => o.dst.offset), ...compiled.words];
-  const natural = contiguousStrides(shape);
-  const stores = outs.map((o, i) => {
-    const type = o.dst.storage.dtype;
-    const contiguous = natural.every((s, d) => shape[d] === 1 || s === o.dst.strides[d]);
-    if (contiguous) return `  out${i}[P(${1 + i}u) + flat] = ${type}(r[${i}]);`;
-    // A strided destination (a view): flat → coordinates; dim 0 needs no modulo, so chunked
-    // dispatches (which shorten dim 0) share these words.
-    const lines = ['  {', '    var orem = flat;', `    var o = P(${1 + i}u);`];
-    for (let d = shape.length - 1; d >= 1; d--) {
-      lines.push(`    o += (orem % P(${words.length}u)) * P(${words.length + 1}u);`, `    orem = orem / P(${words.length}u);`);
-      words.push(shape[d], o.dst.strides[d]);
-    }
-    lines.push(`    o += orem * P(${words.length}u);`, `    out${i}[o] = ${type}(r[${i}]);`, '  }');
-    words.push(o.dst.strides[0]);
-    return lines.join('\n');
-  });
+  const stores = outs.map((o, i) =>
+    ['  {', ...destinationIndex(shape, o.dst, 1 + i, words).map((l) => `    ${l}`), `    out${i}[o] = ${o.dst.storage.dtype}(r[${i}]);`, '  }'].join('\n'),
+  );
   // Sums: the partials binding comes after the inputs; P(partialWord) = 0 (the chunk's slice is
   // bound at its offset), P(partialWord + 1) = the stride between sums.
   const partialWord = words.length;
@@ -73,7 +60,6 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
         ].join('\n')
       : '',
     SUM_ACCUMULATE: acc.join('\n'),
-
     EXPR: compiled.code,
     STORES: stores.join('\n'),
     RANK: Math.max(shape.length, 1),
