@@ -4,7 +4,7 @@ import { ctx, requireF16 } from '../gpu/device.ts';
 import { runtime } from '../gpu/runtime.ts';
 import { type BinaryOp, type Expr, exprSize, exprStorages, type UnaryOp } from './expr.ts';
 import { bindingLimit } from './kernels/windows.ts';
-import { gatherRows, rowLists, scatterAddRows } from './kernels/gather.ts';
+import { gatherRows, rowLists, scatterAddRows, scatterAddRowsDevice } from './kernels/gather.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
 import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
 import { randomKernel, type RandomKind } from './kernels/random.ts';
@@ -338,23 +338,31 @@ export function indexSelect(src: Tensor, idx: Tensor): Tensor {
   return Tensor.owning(out, [...idx.shape, width]);
 }
 
-/** out = zeros([rows, width]); out[idx[p], :] += src[p, :] (deterministic order). */
+/**
+ * out = zeros([rows, width]); out[idx[p], :] += src[p, :] (deterministic order). Indices made on
+ * the host (token ids) are grouped on the CPU, which also range-checks them; indices computed on
+ * the GPU (sampled labels) are grouped there, and out-of-range ones are ignored.
+ */
 export function scatterAdd(src: Tensor, idx: Tensor, rows: number): Tensor {
   const width = src.shape[src.rank - 1];
   if (!sameShape(src.shape.slice(0, -1), idx.shape)) throw new Error(`scatterAdd: source ${fmt(src.shape)} does not match indices ${fmt(idx.shape)} + [width]`);
-  const host = idx.layout().storage.hostIndices;
-  if (!host || !idx.isContiguous()) {
-    throw new Error('scatterAdd: indices must be a contiguous i32 tensor created from host data (fromArray), so the deterministic CSR order can be built');
-  }
-  const ids = host.subarray(idx.layout().offset, idx.layout().offset + idx.size);
-  const csr = rowLists(ids, rows);
-  const csrT = fromArray(csr, [csr.length], 'i32');
+  if (idx.dtype !== 'i32') throw new Error(`scatterAdd: indices must be i32, got ${idx.dtype}`);
   const out = full([rows, width], 0);
   const s = src.isContiguous() ? src : src.contiguousCopy();
-  const unique = (csr.length - 1 - ids.length) / 2;
-  scatterAddRows(out.layout().storage, rows, s.layout().storage, s.layout().offset, width, csrT.layout().storage, csr.subarray(0, unique));
+  const host = idx.isLazy || !idx.isContiguous() ? null : idx.layout().storage.hostIndices;
+  if (host) {
+    const ids = host.subarray(idx.layout().offset, idx.layout().offset + idx.size);
+    const csr = rowLists(ids, rows);
+    const csrT = fromArray(csr, [csr.length], 'i32');
+    const unique = (csr.length - 1 - ids.length) / 2;
+    scatterAddRows(out.layout().storage, rows, s.layout().storage, s.layout().offset, width, csrT.layout().storage, csr.subarray(0, unique));
+    csrT.dispose();
+  } else {
+    const i = idx.isContiguous() && idx.layout().offset === 0 ? idx : idx.contiguousCopy();
+    scatterAddRowsDevice(out.layout().storage, rows, s.layout().storage, s.layout().offset, width, i.layout().storage, idx.size);
+    if (i !== idx) i.dispose();
+  }
   if (s !== src) s.dispose();
-  csrT.dispose();
   // f16 rows are summed in f32 and rounded once.
   if (src.dtype !== 'f16') return out;
   const half = cast(out, 'f16'); // lazy: holds its own reference on out's buffer

@@ -119,6 +119,18 @@ describe('indexing', () => {
     const out = E.takeAlongLastAxis(toGpu(x), E.tensor(new Int32Array(t), [2, 3]));
     expectClose(await out.toArray(), R.takeAlongLastAxis(x, t).data, 0, 0, 'take');
   });
+  it('scatterAdd with indices computed on the GPU (no host copy) gives the same bits, ignoring out-of-range ids', async () => {
+    const src = randomArray([6, 4], 20);
+    const host = E.scatterAdd(toGpu(src), E.tensor(new Int32Array(ids)), 7);
+    const onGpu = E.cast(E.tensor(ids.map((i) => i + 0.25)), 'i32'); // computed by a kernel: no host indices
+    const dev = E.scatterAdd(toGpu(src), onGpu, 7);
+    expect(Array.from(await dev.toArray())).toEqual(Array.from(await host.toArray()));
+    const outside = E.cast(E.tensor([5, 0, 9, 2, -3, 1]), 'i32');
+    const inRange = [0, 1, 3, 5]; // positions whose id is in [0, 7)
+    const rows = new R.NDArray(Float64Array.from(inRange.flatMap((p) => Array.from(src.data.slice(4 * p, 4 * p + 4)))), [4, 4]);
+    const kept = R.scatterAdd(rows, [5, 0, 2, 1], 7).data;
+    expectClose(await E.scatterAdd(toGpu(src), outside, 7).toArray(), kept, 1e-6, 1e-7, 'ids 9 and −3 dropped');
+  });
   it('out-of-range ids are rejected where the host knows them', () => {
     expect(() => E.scatterAdd(E.zeros([2, 4]), E.tensor(new Int32Array([0, 9])), 3)).toThrow(/index 9 is out of range \[0, 3\)/);
   });

@@ -84,3 +84,23 @@ export function scatterAddRows(out: Storage, rows: number, src: Storage, srcOffs
     u0 = u1;
   }
 }
+
+/**
+ * The same scatter-add for indices that exist only on the GPU (no host copy to build CSR lists
+ * from, e.g. labels sampled by the model): a stable counting order is computed on the GPU
+ * (scatter_rank.wgsl), then each id's run is summed in ascending position order. Deterministic;
+ * ids outside [0, rows) are ignored. `out` [rows, width] is zero-filled by the caller.
+ */
+export function scatterAddRowsDevice(out: Storage, rows: number, src: Storage, srcOffset: number, width: number, ids: Storage, count: number): void {
+  if (count * width === 0) return;
+  const order = Storage.allocate(count, 'i32');
+  const rank = pipeline(fillTemplate('scatter_rank', { PARAMS: paramsBlock(1) }), 'scatter_rank');
+  runtime.dispatch(rank, Uint32Array.from([count]), [{ buffer: order.buffer }, { buffer: ids.buffer }], grid(count));
+  const pipe = pipeline(fillTemplate('scatter_add_sorted', { PARAMS: paramsBlock(6), SRC_TYPE: src.dtype }), 'scatter_add_sorted');
+  const windows = out.buffer.size <= bindingLimit() ? [{ r0: 0, r1: rows, start: 0, bytes: out.buffer.size }] : rowWindows(0, width, rows, width, BYTES[out.dtype]);
+  for (const w of windows) {
+    const p = Uint32Array.from([count, width, srcOffset, w.r0, w.r1 - w.r0, w.start]);
+    runtime.dispatch(pipe, p, [{ buffer: out.buffer, offset: w.start * 4, size: w.bytes }, { buffer: src.buffer }, { buffer: ids.buffer }, { buffer: order.buffer }], grid(count * width));
+  }
+  order.release();
+}
