@@ -30,6 +30,18 @@ function ownedGrad(g: Tensor): Tensor {
   return g.isContiguous() && g.layout().storage.refs === 1 ? g : g.contiguousCopy();
 }
 
+/**
+ * torch.autograd.grad: d(output)/d(each of `inputs`) for a scalar output of an already recorded
+ * forward, without touching any `.grad`. The graph stays usable, so several outputs of one
+ * forward can be differentiated separately (the trainer's GNB estimate does that).
+ */
+export function gradOf(output: Tensor, inputs: readonly Tensor[], opts: GradOptions = {}): Tensor[] {
+  if (output.size !== 1) throw new Error(`gradOf: the output has shape ${fmt(output.shape)}; it must be a scalar`);
+  if (!output.requiresGrad) return inputs.map((x) => zeros(x.shape));
+  const grads = backwardPass([output], [ones(output.shape)], inputs, add, opts);
+  return inputs.map((x) => grads.get(x) ?? zeros(x.shape));
+}
+
 /** Fresh differentiable stand-ins for the arguments: leaves, or identity links when nested. */
 function inputsOf(args: readonly Tensor[]): Tensor[] {
   return args.map((a) => {

@@ -111,7 +111,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
 }
 
 /**
- * Runs `parts(logits, targets, scored)` over row chunks of the LM head's logits h·Wᵀ and sums
+ * Runs `parts(logits, targets, scored, rows of h)` over row chunks of the LM head's logits h·Wᵀ and sums
  * each returned scalar over the chunks. No logits buffer exceeds `maxChunkBytes`: vocabulary-
  * sized logits of a whole batch are larger than a storage binding may be on some adapters
  * (1024 × 50257 × 4 B = 206 MB), and never need to exist at once. Targets < 0 are not scored.
@@ -136,7 +136,7 @@ export function sumOverLogitChunks(
   h: Tensor,
   wte: Tensor,
   targets: Tensor,
-  parts: (logits: Tensor, targets: Tensor, scored: Tensor) => Tensor[],
+  parts: (logits: Tensor, targets: Tensor, scored: Tensor, rows: Tensor) => Tensor[],
   maxChunkBytes = 64 * 2 ** 20,
 ): Tensor[] {
   const [N, C] = h.shape;
@@ -150,10 +150,11 @@ export function sumOverLogitChunks(
     const r1 = Math.min(N, r0 + rows);
     // Under autocast the f16 logits are taken to f32 once (realised: log-sum-exp and the target
     // lookup both read them) so the loss is computed in f32.
-    const head = headLogits(ops.slice(h, [[r0, r1], null]), wte);
+    const hRows = ops.slice(h, [[r0, r1], null]);
+    const head = headLogits(hRows, wte);
     const logits = head.dtype === 'f16' ? fullp(head).realize() : head;
     const t = ops.slice(targets, [[r0, r1]]);
-    const p = parts(logits, t, raw.binary('ge', t, raw.scalar(0)));
+    const p = parts(logits, t, raw.binary('ge', t, raw.scalar(0)), hRows);
     totals = totals ? totals.map((a, k) => add(a, p[k])) : p;
   }
   return totals!;
@@ -186,6 +187,27 @@ export function lmHeadSampledCrossEntropy(h: Tensor, wte: Tensor, targets: Tenso
     return [sum(where(scored, sub(logsumexp(logits, -1), takeAlongLastAxis(logits, sampled)), 0))];
   });
   return div(total, scoredCount(targets));
+}
+
+/**
+ * The training loss L (as lmHeadCrossEntropy) together with what Sophia's GNB estimate needs on
+ * the same minibatch: labels ŷ sampled from the same logits (from `gen`), and the scalar
+ * D = Σₙ (zₙ[yₙ] − zₙ[ŷₙ]) / count, which is exactly L̂ − L, where L̂ is the mean cross-entropy
+ * on ŷ. So ĝ = ∇L̂ = ∇L + ∇D, and D = Σₙ hₙ·(W[yₙ] − W[ŷₙ]) / count needs no vocabulary-sized
+ * product: its gradient is one more backward through the blocks plus two row gathers' adjoints,
+ * instead of a second forward and backward with the LM head. f32 only (the trainer falls back to
+ * a separate estimator pass under autocast).
+ */
+export function lmHeadCrossEntropyWithGnbDelta(h: Tensor, wte: Tensor, targets: Tensor, gen: ops.Generator): { loss: Tensor; delta: Tensor } {
+  const [nll, diff] = sumOverLogitChunks(h, wte, targets, (logits, t, scored, rows) => {
+    const sampled = ops.categorical(ops.detach(logits), gen);
+    // Unscored targets (< 0) gather row 0; where() drops their term.
+    const real = raw.cast(raw.binary('max', t, raw.scalar(0)), 'i32');
+    const gap = sum(mul(rows, sub(ops.indexSelect(wte, real), ops.indexSelect(wte, sampled))), -1);
+    return [sum(where(scored, sub(logsumexp(logits, -1), takeAlongLastAxis(logits, t)), 0)), sum(where(scored, gap, 0))];
+  });
+  const count = scoredCount(targets);
+  return { loss: div(nll, count), delta: div(diff, count) };
 }
 
 /**

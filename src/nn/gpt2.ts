@@ -4,7 +4,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { causalAttention, dropout, gelu, headLogits, layerNorm, linear, lmHeadCrossEntropy, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
+import { causalAttention, dropout, gelu, headLogits, layerNorm, linear, lmHeadCrossEntropy, lmHeadCrossEntropyWithGnbDelta, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
 import { Module } from './module.ts';
 
 export interface GPT2Config {
@@ -218,6 +218,17 @@ export class GPT2 extends Module {
     const h = this.hidden(ids);
     const [B, T, C] = h.shape;
     return lmHeadSampledCrossEntropy(ops.reshape(h, [B * T, C]), this.wte, ops.reshape(targets, [B * T]), gen);
+  }
+
+  /**
+   * The mean loss on `targets` and, for a GNB estimate on this same minibatch, D = L̂ − L with L̂
+   * the loss on labels sampled from the model (see lmHeadCrossEntropyWithGnbDelta): ∇L + ∇D is
+   * GNB's ĝ. One forward serves both.
+   */
+  lossWithGnbDelta(ids: Tensor, targets: Tensor, gen: ops.Generator): { loss: Tensor; delta: Tensor } {
+    const h = this.hidden(ids);
+    const [B, T, C] = h.shape;
+    return lmHeadCrossEntropyWithGnbDelta(ops.reshape(h, [B * T, C]), this.wte, ops.reshape(targets, [B * T]), gen);
   }
 
   /** Sums for evaluation (no graph): NLL, correct argmax predictions, scored targets. */

@@ -56,6 +56,32 @@ export function gnbFromLogits(
   return { hhat, batchTokens };
 }
 
+/**
+ * GNB on a training step's own minibatch, sharing its forward and gradient (GPT2.lossWithGnbDelta):
+ * ĝ = g + ∇D, where g = ∇L is the step's gradient of its mean loss on that minibatch (null: the
+ * parameter got none) and D = L̂ − L. Returns ĥ = B·ĝ⊙ĝ ('paper') or ĝ⊙ĝ ('official') as lazy
+ * expressions, so Sophia.updateHessian computes each in the kernel that updates h.
+ */
+export function gnbFromDelta(
+  g: readonly (Tensor | null)[],
+  gDelta: readonly Tensor[],
+  params: readonly NamedParam[],
+  batchTokens: number,
+  form: SophiaForm,
+): Map<string, Tensor> {
+  const scale = form === 'paper' ? batchTokens : 1;
+  return noGrad(
+    () =>
+      new Map(
+        params.map((p, i) => {
+          const gi = g[i];
+          const ghat = gi ? ops.add(gi, gDelta[i]) : gDelta[i];
+          return [p.name, ops.mul(ops.mul(ghat, ghat), scale)];
+        }),
+      ),
+  );
+}
+
 export type Probe = 'rademacher' | 'gaussian';
 
 /**

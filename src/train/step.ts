@@ -21,6 +21,11 @@ export interface StepOptions {
   gradClip: number;
   /** [batch, context] of every micro-batch. */
   shape: [number, number];
+  /**
+   * Refresh Sophia's h by GNB on this step's first micro-batch before the update, sharing its
+   * forward pass (labels sampled with `gen`; see GPT2.lossWithGnbDelta). f32 only.
+   */
+  gnb?: { sophia: O.Sophia; gen: E.Generator } | null;
 }
 
 /** Forward/backward over the micro-batches, then clip and step. Returns the mean loss and the pre-clip gradient norm (0-d). */
@@ -28,17 +33,39 @@ export function trainStep(model: GPT2, opt: O.Optimizer, micro: readonly Batch[]
   if (o.precision === 'f16' && !o.scaler) throw new Error('trainStep: f16 needs a GradScaler (small f16 gradients flush to zero without loss scaling)');
   const scaler = o.precision === 'f16' ? o.scaler : null;
   let total: Tensor | null = null;
-  for (const b of micro) {
-    const loss = autocast(o.precision, () => model.loss(E.tensor(b.inputs, o.shape, 'i32'), E.tensor(b.targets, o.shape, 'i32')));
+  micro.forEach((b, i) => {
+    const ids = E.tensor(b.inputs, o.shape, 'i32');
+    const targets = E.tensor(b.targets, o.shape, 'i32');
+    const gnb = i === 0 ? o.gnb : null;
+    const { loss, delta } = gnb ? gnbForward(model, ids, targets, gnb.gen, o.precision) : { loss: autocast(o.precision, () => model.loss(ids, targets)), delta: null };
     const part = micro.length > 1 ? E.mul(loss, 1 / micro.length) : loss;
     E.backward(scaler ? scaler.scaleLoss(part) : part);
+    if (gnb && delta) refreshGnb(model, gnb.sophia, delta, micro.length, o.shape[0] * o.shape[1]);
     const l = E.detach(loss);
     total = total ? E.add(total, l) : l;
-  }
+  });
   scaler?.unscale(model.parameters());
   const gradNorm = O.clipGradNorm(model.parameters(), o.gradClip > 0 ? o.gradClip : Infinity);
   opt.step();
   scaler?.update(opt.lastStepFinite() ?? O.GradScaler.allFinite(model.parameters()));
   opt.zeroGrad();
   return { loss: E.mul(total!, 1 / micro.length).realize(), gradNorm };
+}
+
+function gnbForward(model: GPT2, ids: Tensor, targets: Tensor, gen: E.Generator, precision: Precision): { loss: Tensor; delta: Tensor } {
+  if (precision !== 'f32') throw new Error("trainStep: the shared-forward GNB estimate runs in f32 only; under --precision f16 estimate on a separate minibatch (hessBatch: 'separate')");
+  if (model.parameters().some((p) => p.grad)) throw new Error('trainStep: gradients must be zero before a step that refreshes GNB (call opt.zeroGrad() first)');
+  return model.lossWithGnbDelta(ids, targets, gen);
+}
+
+/**
+ * After the first micro-batch's backward, each parameter's .grad holds g/accum (they were zero):
+ * ĝ = g + ∇D is GNB's gradient on that micro-batch, and h is refreshed before the step.
+ */
+function refreshGnb(model: GPT2, sophia: O.Sophia, delta: Tensor, accum: number, batchTokens: number): void {
+  const named = model.namedParameters().map(([name, param]) => ({ name, param }));
+  const gDelta = E.gradOf(delta, named.map((p) => p.param));
+  const g = named.map((p) => (p.param.grad ? (accum > 1 ? E.mul(p.param.grad, accum) : p.param.grad) : null));
+  sophia.updateHessian(O.gnbFromDelta(g, gDelta, named, batchTokens, sophia.form), batchTokens);
+  gDelta.forEach((t) => t.dispose());
 }

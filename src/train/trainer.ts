@@ -35,6 +35,13 @@ export interface TrainConfig {
   weightDecay: number;
   gradClip: number;
   hessEvery: number;
+  /**
+   * Sophia-G's GNB minibatch: 'separate' (its own minibatch, one more forward and backward, as
+   * the authors' code) or 'shared' (the refresh step's own minibatch: its forward and gradient
+   * are reused, so the estimate costs one backward through the blocks; f32 only, else separate).
+   * Absent in configs written before it existed: separate.
+   */
+  hessBatch?: 'separate' | 'shared';
   rho: number;
   gamma: number;
   betas: [number, number];
@@ -186,6 +193,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   const tokensPerStep = cfg.batchSize * cfg.context * cfg.gradAccum;
   const isSophia = opt instanceof O.Sophia;
   const precision = effectivePrecision(cfg, log);
+  if (cfg.optimizer === 'sophia' && cfg.hessBatch === 'shared' && precision !== 'f32') log('note: --hess-batch shared needs f32; under f16 the GNB estimate runs on a separate minibatch.');
   const scaler = precision === 'f16' ? new O.GradScaler({ initScale: cfg.lossScale, growthInterval: cfg.lossScaleWindow }) : null;
 
   let step = 0;
@@ -321,7 +329,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     const lr = schedule(step);
     opt.lr = lr;
     let estimatorMs: number | null = null;
-    if (isSophia && (opt as O.Sophia).wantsHessian()) {
+    const refresh = isSophia && (opt as O.Sophia).wantsHessian();
+    const sharedGnb = refresh && cfg.optimizer === 'sophia' && cfg.hessBatch === 'shared' && precision === 'f32';
+    if (refresh && !sharedGnb) {
       // Timed on its own (two waits every k steps) so its overhead can be reported.
       beforeWait();
       await E.runtime.sync();
@@ -346,14 +356,33 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       intervalEstimatorMs += estimatorMs;
     }
     const epoch = Math.floor(step / stepsPerEpoch);
+    if (sharedGnb) {
+      // The estimate runs inside this step: time the step on its own and count what it took
+      // beyond a plain step (known after the first log interval) as the estimator's.
+      beforeWait();
+      await E.runtime.sync();
+      afterWait();
+    }
+    const ts = performance.now();
     const kept = E.tidy(() => {
       const micro = Array.from({ length: cfg.gradAccum }, () => loader.next());
-      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context] });
+      const gnb = sharedGnb ? { sophia: opt as O.Sophia, gen: estGen } : null;
+      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], gnb });
       const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
       return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null };
     });
     step++;
     recordedSinceWait++;
+    if (sharedGnb) {
+      if (lastEstimatorMs > 0) E.runtime.expectBusy(0.9 * (perStepMs + lastEstimatorMs) - (performance.now() - ts));
+      await E.runtime.sync();
+      afterWait();
+      if (perStepMs > 0) {
+        estimatorMs = lastEstimatorMs = Math.max(0, performance.now() - ts - perStepMs);
+        estimatorMsTotal += estimatorMs;
+        intervalEstimatorMs += estimatorMs;
+      }
+    }
     pending.push({ step, epoch, tokens: step * tokensPerStep, lr, estimatorMs, ...kept });
 
     const atEnd = step === totalSteps;
