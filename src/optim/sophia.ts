@@ -131,15 +131,17 @@ export class Sophia extends Optimizer {
     const h = this.buf(p, 'h');
     const m1 = ops.add(ops.mul(m, b1), ops.mul(grad, 1 - b1));
     const theta = wd !== 0 ? ops.mul(p.param, 1 - lr * wd) : p.param;
-    // One kernel per parameter writes m and θ (θ's step uses the new m in registers) and counts
-    // the unclipped coordinates of the m it leaves behind (the kept m on a skipped step).
+    // One kernel per parameter writes m and θ and counts the unclipped coordinates. The clipped
+    // step is built once, from the m the step leaves behind (the kept m on a skipped step, when θ
+    // keeps its value anyway), so θ's update and the count share it in the kernel.
+    const { ratio, step } = this.clippedStep(this.kept(m, m1, finite), h);
     const counts = this.write(
       [
         [m, m1],
-        [p.param, ops.sub(theta, ops.mul(this.clippedStep(m1, h).step, lr))],
+        [p.param, ops.sub(theta, ops.mul(step, lr))],
       ],
       finite,
-      this.trackWinRate ? [ops.lt(ops.abs(this.clippedStep(this.kept(m, m1, finite), h).ratio), this.clipThreshold)] : [],
+      this.trackWinRate ? [ops.lt(ops.abs(ratio), this.clipThreshold)] : [],
     );
     if (this.trackWinRate) {
       this.unclipped = this.unclipped ? ops.add(this.unclipped, counts[0]) : counts[0];
