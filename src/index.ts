@@ -9,7 +9,7 @@ export function init(): Promise<GpuContext> {
 
 export { gpuContext, describeAdapter, NoAdapterError, SETUP_COMMAND } from './gpu/device.ts';
 export { memoryStats, resetPeakMemory } from './gpu/pool.ts';
-export { runtime } from './gpu/runtime.ts';
+export { profile, runtime } from './gpu/runtime.ts';
 export { Tensor } from './tensor/tensor.ts';
 export { tidy, keep } from './tensor/scope.ts';
 export * from './autograd/ops/index.ts';

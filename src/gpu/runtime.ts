@@ -5,6 +5,7 @@
 // the GPU except `readBuffer`, which is the only way data comes back (always async).
 import { ctx, throwIfGpuError } from './device.ts';
 import { pool } from './pool.ts';
+import { Profiler } from './profile.ts';
 
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const RING_BYTES = 64 * 1024 * 4;
@@ -58,6 +59,8 @@ class Runtime {
   /** Buffers to return to the pool once the current batch is submitted. */
   private afterSubmit: GPUBuffer[] = [];
   stats = { dispatches: 0, submits: 0 };
+  /** Set while profile() runs: every dispatch gets its own timestamped pass. */
+  profiler: Profiler | null = null;
 
   private ensurePass(): GPUComputePassEncoder {
     const { device } = ctx();
@@ -65,6 +68,18 @@ class Runtime {
     this.encoder ??= device.createCommandEncoder();
     this.pass ??= this.encoder.beginComputePass();
     return this.pass;
+  }
+
+  private timedPass(label: string): GPUComputePassEncoder {
+    this.ensurePass();
+    this.pass!.end();
+    this.pass = this.encoder!.beginComputePass({ timestampWrites: this.profiler!.passStamps(label) });
+    return this.pass;
+  }
+
+  /** A compute pass on `encoder` for kernels recorded outside dispatch() (timestamped while profiling). */
+  beginPass(encoder: GPUCommandEncoder, label: string): GPUComputePassEncoder {
+    return encoder.beginComputePass(this.profiler ? { timestampWrites: this.profiler.passStamps(label) } : {});
   }
 
   private endPass(): GPUCommandEncoder {
@@ -82,7 +97,9 @@ class Runtime {
     const bytes = Math.max(16, Math.ceil(params.byteLength / 16) * 16); // whole vec4s, as declared
     const slotBytes = Math.ceil(bytes / SLOT) * SLOT;
     if (this.ringUsed + slotBytes > RING_BYTES || this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
-    const pass = this.ensurePass();
+    if (this.profiler && this.pass) this.endPass();
+    // Profiles tell kernels of one family apart by their grid.
+    const pass = this.profiler ? this.timedPass(`${pipe.label} ${workgroups.map((n) => n ?? 1).join('×')}`) : this.ensurePass();
     const offset = this.ringUsed;
     this.ringU32.set(params, offset / 4);
     this.ringUsed += slotBytes;
@@ -103,6 +120,7 @@ class Runtime {
     pass.setBindGroup(0, group);
     const [x, y = 1, z = 1] = workgroups;
     pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) this.endPass();
     this.dispatches++;
     this.stats.dispatches++;
   }
@@ -197,3 +215,20 @@ class Runtime {
 }
 
 export const runtime = new Runtime();
+
+/**
+ * Runs `fn` (which records GPU work) with every kernel timed, waits for it, and returns the GPU
+ * milliseconds and dispatch counts per kernel label, largest first. Needs 'timestamp-query'.
+ */
+export async function profile(fn: () => void): Promise<Map<string, { ms: number; count: number }>> {
+  if (!ctx().features.has('timestamp-query')) throw new Error("profile(): this adapter lacks the 'timestamp-query' feature");
+  await runtime.sync();
+  runtime.profiler = new Profiler();
+  try {
+    fn();
+    await runtime.sync();
+    return await runtime.profiler.report();
+  } finally {
+    runtime.profiler = null;
+  }
+}

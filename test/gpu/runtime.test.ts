@@ -1,0 +1,42 @@
+// The runtime's profiling and reduction choices: profile() attributes GPU time to each kernel
+// family and counts its dispatches; reductions agree with the reference whichever kernel runs.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../../src/index.ts';
+import * as R from '../../src/reference/ndarray.ts';
+import { expectClose, randomArray, toGpu } from '../helpers.ts';
+
+beforeAll(async () => {
+  await E.init();
+});
+
+describe('profile()', () => {
+  it('times every dispatch and names its kernel family and grid', async () => {
+    const a = E.randn([64, 64]);
+    const report = await E.profile(() => {
+      E.matmul(a, a).realize();
+      E.sum(E.exp(a), 1).realize();
+      E.add(a, 1).realize();
+    });
+    const labels = [...report.keys()];
+    expect(labels.some((l) => l.startsWith('matmul')), labels.join()).toBe(true);
+    expect(labels.some((l) => l.startsWith('reduce_sum')), labels.join()).toBe(true);
+    expect(labels.some((l) => l.startsWith('elementwise')), labels.join()).toBe(true);
+    for (const { ms, count } of report.values()) {
+      expect(count).toBeGreaterThanOrEqual(1);
+      expect(ms).toBeGreaterThanOrEqual(0);
+    }
+    // Recording is back to normal afterwards (one pass for many dispatches).
+    expect(E.runtime.profiler).toBeNull();
+  });
+});
+
+describe('reductions', () => {
+  it('row sums of many short and few long rows, and total sums split into rows first', async () => {
+    for (const [shape, axis] of [[[512, 128], 1], [[512, 128], 0], [[4, 3000], 1], [[300, 260], undefined]] as const) {
+      const x = randomArray([...shape], 7);
+      const want = axis === undefined ? R.sum(x) : R.sum(x, axis);
+      const got = axis === undefined ? E.sum(toGpu(x)) : E.sum(toGpu(x), axis);
+      expectClose(await got.toArray(), want.data, 1e-5, 1e-4, `sum ${shape} axis ${axis}`);
+    }
+  });
+});
