@@ -19,6 +19,8 @@ export interface GpuContext {
   limits: GPUSupportedLimits;
   hasF16: boolean;
   hasSubgroups: boolean;
+  /** A CPU implementation (lavapipe/llvmpipe, SwiftShader): kernels that favour few, long-running invocations win there. */
+  isCpu: boolean;
 }
 
 export class NoAdapterError extends Error {
@@ -85,6 +87,7 @@ async function open(): Promise<GpuContext> {
     limits: device.limits,
     hasF16: set.has('shader-f16'),
     hasSubgroups: set.has('subgroups'),
+    isCpu: adapter.info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${adapter.info.device} ${adapter.info.description}`),
   };
 }
 

@@ -192,8 +192,9 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
   const view = perm.every((p, i) => p === i) ? t : permuteView(t, perm);
   const inner = numel(ax.map((i) => t.shape[i]));
   if (inner === 0 && op !== 'sum') throw new Error(`${op}: cannot reduce over an empty axis of ${fmt(t.shape)}`);
-  if (kept.length === 0 && ax.length >= 2 && [...exprStorages(t.expr())].some((s) => s.buffer.size > bindingLimit())) {
-    // A total reduction cannot be split into row chunks: reduce the trailing axes first.
+  if (kept.length === 0 && ax.length >= 2 && (t.size >= 1 << 16 || [...exprStorages(t.expr())].some((s) => s.buffer.size > bindingLimit()))) {
+    // A total reduction is one row, reduced by one workgroup, and cannot be split into row
+    // chunks: reduce the trailing axes first (rows in parallel), then the partial sums.
     const partial = reduce(op, t, ax.slice(1), false);
     const r = reduce(op, partial, [0], keepdims);
     partial.dispose();

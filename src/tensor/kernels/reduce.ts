@@ -1,5 +1,6 @@
 // Row reductions of a fused expression: the expression is viewed as [rows, inner] and each
 // row is reduced to one f32. Callers permute the reduced axes to the end first.
+import { ctx } from '../../gpu/device.ts';
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { compileExpr, type Expr } from '../expr.ts';
@@ -25,7 +26,9 @@ export function reduceRows(e: Expr, shape: readonly number[], rowDims: number, o
   if (rows === 0) return out;
   const compiled = compileExpr(e, shape, 3, 2);
   const words = [rows, inner, 0, ...compiled.words];
-  const serial = inner <= 32;
+  // One invocation per row beats a workgroup tree wherever rows alone fill the machine on a CPU
+  // adapter (lavapipe: 3–5× at [512, 128] … [8192, 768], where barriers dominate the tree).
+  const serial = inner <= 32 || (ctx().isCpu && rows >= 16);
   const [combine, init] = COMBINE[op];
   const source = fillTemplate(serial ? 'reduce_serial' : 'reduce', {
     PARAMS: paramsBlock(words.length),
