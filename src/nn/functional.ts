@@ -198,14 +198,24 @@ export function lmHeadSampledCrossEntropy(h: Tensor, wte: Tensor, targets: Tenso
  * instead of a second forward and backward with the LM head. f32 only (the trainer falls back to
  * a separate estimator pass under autocast).
  */
-export function lmHeadCrossEntropyWithGnbDelta(h: Tensor, wte: Tensor, targets: Tensor, gen: ops.Generator): { loss: Tensor; delta: Tensor } {
-  const [nll, diff] = sumOverLogitChunks(h, wte, targets, (logits, t, scored, rows) => {
-    const sampled = ops.categorical(ops.detach(logits), gen);
-    // Unscored targets (< 0) gather row 0; where() drops their term.
-    const real = raw.cast(raw.binary('max', t, raw.scalar(0)), 'i32');
-    const gap = sum(mul(rows, sub(ops.indexSelect(wte, real), ops.indexSelect(wte, sampled))), -1);
-    return [sum(where(scored, sub(logsumexp(logits, -1), takeAlongLastAxis(logits, t)), 0)), sum(where(scored, gap, 0))];
-  });
+export function lmHeadCrossEntropyWithGnbDelta(h: Tensor, wte: Tensor, targets: Tensor, gen: ops.Generator, opts: { maxChunkBytes?: number } = {}): { loss: Tensor; delta: Tensor } {
+  const sampled: Tensor[] = [];
+  const [nll] = sumOverLogitChunks(
+    h,
+    wte,
+    targets,
+    (logits, t, scored) => {
+      sampled.push(ops.categorical(ops.detach(logits), gen));
+      return [sum(where(scored, sub(logsumexp(logits, -1), takeAlongLastAxis(logits, t)), 0))];
+    },
+    opts.maxChunkBytes,
+  );
+  // One gather of 2N rows, W[y] then W[ŷ], against [h; −h] (unscored rows zeroed; their target,
+  // < 0, gathers row 0): its adjoint is a single scatter into the V×C table, not one per chunk.
+  const scored = raw.binary('ge', targets, raw.scalar(0));
+  const kept = where(ops.reshape(scored, [-1, 1]), h, 0);
+  const ids = ops.concat([raw.cast(raw.binary('max', targets, raw.scalar(0)), 'i32'), ops.concat(sampled)]);
+  const diff = sum(mul(ops.concat([kept, ops.neg(kept)]), ops.indexSelect(wte, ids)));
   const count = scoredCount(targets);
   return { loss: div(nll, count), delta: div(diff, count) };
 }

@@ -416,3 +416,18 @@ describe('GNB sharing the training step forward', () => {
     expect(Array.from(await other.get('wte.weight')!.toArray())).not.toEqual(Array.from(await shared.get('wte.weight')!.toArray()));
   });
 });
+
+describe('GNB sharing the forward: chunked logits', () => {
+  it('the loss, the sampled labels and D do not depend on how the logits are chunked', async () => {
+    const { lmHeadCrossEntropyWithGnbDelta } = await import('../../src/nn/functional.ts');
+    const [N, C, V] = [40, 8, 300];
+    const h = E.tensor(f32(N * C, 31), [N, C]);
+    const wte = E.tensor(f32(V * C, 32), [V, C]);
+    const tg = E.tensor(Int32Array.from({ length: N }, (_, i) => (i % 9 === 4 ? -100 : (i * 41) % V)), [N], 'i32');
+    const whole = lmHeadCrossEntropyWithGnbDelta(h, wte, tg, new E.Generator(2));
+    const chunked = lmHeadCrossEntropyWithGnbDelta(h, wte, tg, new E.Generator(2), { maxChunkBytes: 7 * V * 4 }); // 6 chunks
+    expect(await chunked.loss.item()).toBeCloseTo(await whole.loss.item(), 5);
+    expect(await chunked.delta.item()).toBeCloseTo(await whole.delta.item(), 5);
+    expect(Math.abs(await whole.delta.item())).toBeGreaterThan(0);
+  });
+});
