@@ -39,7 +39,7 @@ const SPEC = {
   lossScale: { type: 'number', default: 65536, min: 0, exclusive: true, help: 'f16: initial loss scale (halved on overflow)' },
   lossScaleWindow: { type: 'int', default: 2000, min: 1, help: 'f16: consecutive good steps before the loss scale doubles' },
   hessEvery: { type: 'int', default: 10, min: 1, help: 'Sophia: refresh the Hessian estimate every k steps' },
-  hessBatch: { type: 'string', default: 'separate', choices: ['separate', 'shared'], help: "Sophia (GNB): estimate on a separate minibatch (the authors' code), or on the refresh step's own, reusing its forward and gradient (one backward through the blocks; f32)" },
+  hessBatch: { type: 'string', default: 'separate', choices: ['separate', 'shared'], help: "Sophia: estimate the Hessian on a separate minibatch (the authors' code), or on the refresh step's own, reusing its forward and backward (f32)" },
   rho: { type: 'number', default: 0.04, min: 0, exclusive: true, help: 'Sophia (GNB, official form): ρ; the step clips |m|/(ρ·B·h)' },
   gamma: { type: 'number', default: 0.01, min: 0, exclusive: true, help: 'Sophia-H (Hutchinson, paper form): γ; the step clips m/max(γ·h, ε)' },
   evalEvery: { type: 'int', default: 10, min: 1, help: 'evaluate every N steps (and at the end)' },

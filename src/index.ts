@@ -14,4 +14,4 @@ export { Tensor } from './tensor/tensor.ts';
 export { tidy, keep } from './tensor/scope.ts';
 export * from './autograd/ops/index.ts';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/graph.ts';
-export { backward, grad, gradOf, valueAndGrad, vjp, hvp, jvp } from './autograd/functional.ts';
+export { backward, grad, gradOf, valueAndGrad, vjp, vjpOf, hvp, jvp } from './autograd/functional.ts';

@@ -42,6 +42,18 @@ export function gradOf(output: Tensor, inputs: readonly Tensor[], opts: GradOpti
   return inputs.map((x) => grads.get(x) ?? zeros(x.shape));
 }
 
+/**
+ * Σᵢ seedᵢ·∂outputᵢ/∂(each of `inputs`) from an already recorded forward (torch.autograd.grad
+ * with grad_outputs). Seeding the outputs of a createGraph backward (gradients) with v gives H·v.
+ */
+export function vjpOf(outputs: readonly Tensor[], seeds: readonly Tensor[], inputs: readonly Tensor[]): Tensor[] {
+  if (seeds.length !== outputs.length) throw new Error(`vjpOf: ${outputs.length} outputs but ${seeds.length} seeds`);
+  seeds.forEach((s, i) => {
+    if (s.shape.join() !== outputs[i].shape.join()) throw new Error(`vjpOf: seed ${i} has shape ${fmt(s.shape)}, output ${i} has ${fmt(outputs[i].shape)}`);
+  });
+  return seededGrads(outputs, seeds, inputs);
+}
+
 /** Fresh differentiable stand-ins for the arguments: leaves, or identity links when nested. */
 function inputsOf(args: readonly Tensor[]): Tensor[] {
   return args.map((a) => {

@@ -36,9 +36,9 @@ export interface TrainConfig {
   gradClip: number;
   hessEvery: number;
   /**
-   * Sophia-G's GNB minibatch: 'separate' (its own minibatch, one more forward and backward, as
-   * the authors' code) or 'shared' (the refresh step's own minibatch: its forward and gradient
-   * are reused, so the estimate costs one backward through the blocks; f32 only, else separate).
+   * Sophia's estimator minibatch: 'separate' (its own minibatch and passes, as the authors' code)
+   * or 'shared' (the refresh step's own minibatch, reusing its forward and backward: GNB costs one
+   * more backward through the blocks, Hutchinson the second backward of its HVP; f32 only).
    * Absent in configs written before it existed: separate.
    */
   hessBatch?: 'separate' | 'shared';
@@ -193,7 +193,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   const tokensPerStep = cfg.batchSize * cfg.context * cfg.gradAccum;
   const isSophia = opt instanceof O.Sophia;
   const precision = effectivePrecision(cfg, log);
-  if (cfg.optimizer === 'sophia' && cfg.hessBatch === 'shared' && precision !== 'f32') log('note: --hess-batch shared needs f32; under f16 the GNB estimate runs on a separate minibatch.');
+  if (isSophia && cfg.hessBatch === 'shared' && precision !== 'f32') log('note: --hess-batch shared needs f32; under f16 the Hessian estimate runs on a separate minibatch.');
   const scaler = precision === 'f16' ? new O.GradScaler({ initScale: cfg.lossScale, growthInterval: cfg.lossScaleWindow }) : null;
 
   let step = 0;
@@ -330,8 +330,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     opt.lr = lr;
     let estimatorMs: number | null = null;
     const refresh = isSophia && (opt as O.Sophia).wantsHessian();
-    const sharedGnb = refresh && cfg.optimizer === 'sophia' && cfg.hessBatch === 'shared' && precision === 'f32';
-    if (refresh && !sharedGnb) {
+    const shared = refresh && cfg.hessBatch === 'shared' && precision === 'f32';
+    if (refresh && !shared) {
       // Timed on its own (two waits every k steps) so its overhead can be reported.
       beforeWait();
       await E.runtime.sync();
@@ -356,7 +356,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       intervalEstimatorMs += estimatorMs;
     }
     const epoch = Math.floor(step / stepsPerEpoch);
-    if (sharedGnb) {
+    if (shared) {
       // The estimate runs inside this step: time the step on its own and count what it took
       // beyond a plain step (known after the first log interval) as the estimator's.
       beforeWait();
@@ -366,14 +366,14 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     const ts = performance.now();
     const kept = E.tidy(() => {
       const micro = Array.from({ length: cfg.gradAccum }, () => loader.next());
-      const gnb = sharedGnb ? { sophia: opt as O.Sophia, gen: estGen } : null;
-      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], gnb });
+      const hessian = shared ? { sophia: opt as O.Sophia, gen: estGen, estimator: cfg.optimizer === 'sophia' ? ('gnb' as const) : ('hutchinson' as const) } : null;
+      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], hessian });
       const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
       return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null };
     });
     step++;
     recordedSinceWait++;
-    if (sharedGnb) {
+    if (shared) {
       if (lastEstimatorMs > 0) E.runtime.expectBusy(0.9 * (perStepMs + lastEstimatorMs) - (performance.now() - ts));
       await E.runtime.sync();
       afterWait();

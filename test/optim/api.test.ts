@@ -431,3 +431,54 @@ describe('GNB sharing the forward: chunked logits', () => {
     expect(Math.abs(await whole.delta.item())).toBeGreaterThan(0);
   });
 });
+
+describe('Hessian estimates inside the training step (hessBatch shared)', () => {
+  // Two identical small GPT-2s: one refreshes h inside trainStep from the step's own passes, the
+  // other estimates ĥ on the same batch beforehand the ordinary way. Same h, same parameters.
+  const setup = async () => {
+    const { GPT2, gpt2Config, functionalCall } = await import('../../src/nn/index.ts');
+    const cfg = gpt2Config('tiny', { nLayer: 1, nHead: 2, nEmbd: 16, vocabSize: 270, nPositions: 8 });
+    const [B, T] = [2, 8];
+    const batch = { inputs: Int32Array.from({ length: B * T }, (_, i) => (i * 31 + 3) % 270), targets: Int32Array.from({ length: B * T }, (_, i) => (i * 17 + 5) % 270) };
+    const make = () => {
+      const model = new GPT2(cfg, 11);
+      const named = model.namedParameters().map(([name, param]) => ({ name, param }));
+      return { model, named };
+    };
+    return { functionalCall, B, T, batch, make };
+  };
+  const compare = async (a: O.Sophia, b: O.Sophia, pa: { name: string; param: E.Tensor }[], pb: { name: string; param: E.Tensor }[]) => {
+    const [sa, sb] = [a.stateDict().tensors, b.stateDict().tensors];
+    for (let i = 0; i < pa.length; i++) {
+      const h = [await sa.get(`state.${pa[i].name}.h`)!.toArray(), await sb.get(`state.${pb[i].name}.h`)!.toArray()];
+      const scale = Math.max(1e-30, ...Array.from(h[1], Math.abs));
+      expectClose(h[0], h[1], 1e-3, 1e-5 * scale, `h ${pa[i].name}`);
+      expectClose(await pa[i].param.toArray(), await pb[i].param.toArray(), 1e-5, 1e-6, `θ ${pa[i].name}`);
+    }
+  };
+  it('Hutchinson: u⊙(H·u) from the step\'s recorded backward equals hutchinsonEstimate with the same probes', async () => {
+    const { trainStep } = await import('../../src/train/step.ts');
+    const { functionalCall, B, T, batch, make } = await setup();
+    const [x, y] = [make(), make()];
+    const [ox, oy] = [new O.Sophia(x.named, { lr: 0.01, form: 'paper' }), new O.Sophia(y.named, { lr: 0.01, form: 'paper' })];
+    trainStep(x.model, ox, [batch], { precision: 'f32', scaler: null, gradClip: 1, shape: [B, T], hessian: { sophia: ox, gen: new E.Generator(5), estimator: 'hutchinson' } });
+    const ids = E.tensor(batch.inputs, [B, T], 'i32');
+    const tg = E.tensor(batch.targets, [B, T], 'i32');
+    oy.updateHessian(O.hutchinsonEstimate((...ps) => functionalCall(y.model, ps, () => y.model.loss(ids, tg)), y.named, new E.Generator(5)), 1);
+    trainStep(y.model, oy, [batch], { precision: 'f32', scaler: null, gradClip: 1, shape: [B, T] });
+    await compare(ox, oy, x.named, y.named);
+  });
+  it('GNB: ∇L + ∇D from the step equals gnbEstimate on the same batch with the same labels', async () => {
+    const { trainStep } = await import('../../src/train/step.ts');
+    const { functionalCall, B, T, batch, make } = await setup();
+    const [x, y] = [make(), make()];
+    const [ox, oy] = [new O.Sophia(x.named, { lr: 0.01, form: 'official' }), new O.Sophia(y.named, { lr: 0.01, form: 'official' })];
+    trainStep(x.model, ox, [batch], { precision: 'f32', scaler: null, gradClip: 1, shape: [B, T], hessian: { sophia: ox, gen: new E.Generator(6), estimator: 'gnb' } });
+    const ids = E.tensor(batch.inputs, [B, T], 'i32');
+    const tg = E.tensor(batch.targets, [B, T], 'i32');
+    const sampled = (...ps: E.Tensor[]) => functionalCall(y.model, ps, () => y.model.sampledLoss(ids, tg, new E.Generator(6)));
+    oy.updateHessian(O.gnbEstimate(sampled, y.named, B * T, 'official'), B * T);
+    trainStep(y.model, oy, [batch], { precision: 'f32', scaler: null, gradClip: 1, shape: [B, T] });
+    await compare(ox, oy, x.named, y.named);
+  });
+});
