@@ -41,3 +41,42 @@ describe('fused categorical sampling', () => {
     expect(Array.from(a).every((v) => v >= 0 && v < 1001)).toBe(true);
   });
 });
+
+describe('inverse-CDF categorical sampling', () => {
+  const within = (ids: Int32Array, logits: number[], label: string) => {
+    const m = Math.max(...logits);
+    const z = logits.map((l) => Math.exp(l - m)).reduce((a, b) => a + b, 0);
+    logits.forEach((l, k) => {
+      const p = Math.exp(l - m) / z;
+      const freq = ids.filter((i) => i === k).length / ids.length;
+      expect(Math.abs(freq - p), `${label}: id ${k}, p ${p.toFixed(4)}, freq ${freq.toFixed(4)}`).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / ids.length) + 1e-9);
+    });
+  };
+  it('frequencies match softmax on short rows (most lanes empty) and the seed fixes the draw', async () => {
+    const logits = [0, 1, 2, -1];
+    const x = E.expand(E.tensor(logits, [1, 4]), [4000, 4]);
+    const ids = await E.categorical(x, new E.Generator(5), { method: 'inverse-cdf' }).toInt32Array();
+    expect(Array.from(await E.categorical(x, new E.Generator(5), { method: 'inverse-cdf' }).toInt32Array())).toEqual(Array.from(ids));
+    within(ids, logits, 'V = 4');
+  });
+  it('frequencies match softmax on long rows spread over many lanes, never picking a zero-probability id', async () => {
+    const V = 3000;
+    // A few likely ids in different lanes' stretches, the rest far less likely, one impossible.
+    const logits = Array.from({ length: V }, (_, i) => (i % 397 === 5 ? 4 : -2 + 0.001 * i));
+    logits[2999] = -1e30;
+    const x = E.expand(E.tensor(logits, [1, V]), [3000, V]);
+    const ids = await E.categorical(x, new E.Generator(8), { method: 'inverse-cdf' }).toInt32Array();
+    expect(ids.every((i) => i >= 0 && i < V - 1)).toBe(true);
+    const likely = logits.map((l, i) => (l === 4 ? i : -1)).filter((i) => i >= 0);
+    const m = Math.max(...logits);
+    const z = logits.map((l) => Math.exp(l - m)).reduce((a, b) => a + b, 0);
+    for (const k of likely) {
+      const p = Math.exp(logits[k] - m) / z;
+      const freq = ids.filter((i) => i === k).length / ids.length;
+      expect(Math.abs(freq - p), `id ${k}`).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / ids.length));
+    }
+    const rest = 1 - likely.reduce((a, k) => a + Math.exp(logits[k] - m) / z, 0);
+    const freqRest = ids.filter((i) => !likely.includes(i)).length / ids.length;
+    expect(Math.abs(freqRest - rest)).toBeLessThan(5 * Math.sqrt((rest * (1 - rest)) / ids.length));
+  });
+});

@@ -3,7 +3,7 @@
 // softmax(logits).
 import * as raw from '../../tensor/ops.ts';
 import { Tensor } from '../../tensor/tensor.ts';
-import { categoricalKernel, GUMBEL_U_RANGE } from '../../tensor/kernels/random.ts';
+import { categoricalIcdfKernel, categoricalKernel, GUMBEL_U_RANGE } from '../../tensor/kernels/random.ts';
 import { noGrad } from '../graph.ts';
 import type { Generator } from './creation.ts';
 
@@ -20,19 +20,22 @@ export function argmax(x: Tensor, axis = -1): Tensor {
   });
 }
 
-/** One sample per row of `logits` [..., V] from softmax(logits), as i32 ids [...]. */
 /**
  * One sample per row of `logits` [..., V] from softmax(logits), as i32 ids [...]. Long rows use
- * one fused pass (no noise tensor); both paths draw the same uniforms, so they give the same ids.
+ * one fused pass (no noise tensor); both Gumbel-max paths draw the same uniforms, so they give the
+ * same ids. `method: 'inverse-cdf'` draws one uniform per row instead and returns the first index
+ * whose cumulative probability exceeds it: the same distribution, about a third of the cost on a
+ * CPU adapter, different ids (Sophia's GNB labels use it).
  */
-export function categorical(logits: Tensor, gen: Generator, opts: { fused?: boolean } = {}): Tensor {
+export function categorical(logits: Tensor, gen: Generator, opts: { fused?: boolean; method?: 'gumbel' | 'inverse-cdf' } = {}): Tensor {
   const V = logits.shape[logits.rank - 1];
-  if (opts.fused ?? V >= 256) {
+  const icdf = opts.method === 'inverse-cdf';
+  if (icdf || (opts.fused ?? V >= 256)) {
     return noGrad(() => {
       const c = logits.isContiguous() ? logits : logits.contiguousCopy();
       const { storage, offset } = c.layout();
       const rows = c.size / V;
-      const ids = categoricalKernel(storage, offset, rows, V, gen.seed, gen.reserveUniform(c.size));
+      const ids = icdf ? categoricalIcdfKernel(storage, offset, rows, V, gen.seed, gen.reserveUniform(4 * rows)) : categoricalKernel(storage, offset, rows, V, gen.seed, gen.reserveUniform(c.size));
       if (c !== logits) c.dispose();
       return Tensor.owning(ids, logits.shape.slice(0, -1));
     });

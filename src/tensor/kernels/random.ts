@@ -39,3 +39,16 @@ export function categoricalKernel(x: Storage, offset: number, rows: number, n: n
   runtime.dispatch(pipe, Uint32Array.from(words), [{ buffer: out.buffer }, { buffer: x.buffer }], grid(rows, 1));
   return out;
 }
+
+/**
+ * One sample per row of x [rows, n] by inverse CDF (categorical_icdf.wgsl): one uniform per row,
+ * from Philox blocks counter … counter + rows − 1.
+ */
+export function categoricalIcdfKernel(x: Storage, offset: number, rows: number, n: number, seed: number, counter: number): Storage {
+  const out = Storage.allocate(rows, 'i32');
+  if (rows === 0) return out;
+  const words = [rows, n, offset, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0, counter >>> 0];
+  const pipe = pipeline(fillTemplate('categorical_icdf', { PARAMS: paramsBlock(words.length), X_TYPE: x.dtype, PHILOX: shaderTemplate('philox_core') }), 'categorical_icdf');
+  runtime.dispatch(pipe, Uint32Array.from(words), [{ buffer: out.buffer }, { buffer: x.buffer }], grid(rows, 1));
+  return out;
+}
