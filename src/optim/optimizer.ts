@@ -350,7 +350,7 @@ export abstract class Optimizer {
     const tensors = new Map<string, Tensor>();
     for (const [name, s] of this.state) for (const [k, t] of s) tensors.set(`state.${name}.${k}`, t);
     const json: Record<string, unknown> = { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, paramSteps: Object.fromEntries(this.paramSteps), ...this.extraState() };
-    if (this.table) {
+    if (this.table && this.column.size > 0) {
       tensors.set('finiteSteps', this.finiteSteps()!);
       tensors.set('finiteParamSteps', ops.slice(this.counts(), [[0, this.column.size]]));
       json.finiteParamOrder = [...this.column.keys()];
