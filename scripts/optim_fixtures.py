@@ -23,8 +23,11 @@ def tensors():
     return params, grads
 
 
-def run(cls, kwargs, late=0):
-    """`late`: the second parameter has no gradient (None) in the first `late` steps."""
+def run(cls, kwargs, late=0, skip=()):
+    """`late`: the second parameter has no gradient (None) in the first `late` steps.
+    `skip`: steps (from 0) whose gradients are non-finite (the test makes one NaN): as under
+    torch.cuda.amp.GradScaler, optimizer.step() is not called then, so nothing changes and no
+    step count advances."""
     params, grads = tensors()
     ps = [p.clone().requires_grad_() for p in params]
     opt = cls(ps, **kwargs)
@@ -32,9 +35,13 @@ def run(cls, kwargs, late=0):
     for t, gs in enumerate(grads):
         for i, (p, g) in enumerate(zip(ps, gs)):
             p.grad = None if (i == 1 and t < late) else g.clone()
-        opt.step()
+        if t not in skip:
+            opt.step()
         after.append([p.detach().flatten().tolist() for p in ps])
-    return {'params': [p.flatten().tolist() for p in params], 'grads': [[g.flatten().tolist() for g in gs] for gs in grads], 'after': after}
+    out = {'params': [p.flatten().tolist() for p in params], 'grads': [[g.flatten().tolist() for g in gs] for gs in grads], 'after': after}
+    if skip:
+        out['skip'] = list(skip)
+    return out
 
 
 def run_groups():
@@ -136,6 +143,13 @@ def main():
         'sophiag': sophiag_official(lr=0.02, betas=(0.965, 0.99), rho=0.04, wd=0.1, bs=16, k=3),
         'schedules': schedules(),
         'clip': clipping(),
+        # Non-finite gradients in the steps listed in 'skip' (GradScaler skips optimizer.step()):
+        # bias corrections and SGD's first-step buffer follow the count of steps actually taken.
+        # (Last, so the cases above keep their random draws.)
+        'adam_skip': run(torch.optim.Adam, dict(lr=0.01, betas=(0.9, 0.99), weight_decay=0.01), skip=(1,)),
+        'adamw_amsgrad_skip': run(torch.optim.AdamW, dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, amsgrad=True), skip=(0, 3)),
+        'adam_late_skip': run(torch.optim.Adam, dict(lr=0.01, betas=(0.9, 0.99)), late=2, skip=(3,)),
+        'sgd_skip': run(torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.3), skip=(0, 2)),
     }
     with open(OUT, 'w') as f:
         json.dump(fx, f)

@@ -23,6 +23,7 @@ export interface Backend<X> {
   eq(a: X | number, b: X | number): X;
   neg(a: X): X;
   exp(a: X): X;
+  expm1(a: X): X;
   log(a: X): X;
   sqrt(a: X): X;
   rsqrt(a: X): X;

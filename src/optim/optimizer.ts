@@ -1,8 +1,16 @@
 // What every optimizer shares: named parameters in groups with their own options, lazily created
 // per-parameter state, a learning rate a schedule can set, skipping steps with non-finite
 // gradients on the GPU (no readback), and state dicts for checkpoints.
+//
+// A skipped step is a step that never happened, as with torch.cuda.amp.GradScaler (which does not
+// call optimizer.step() then): parameters and state keep their values, and the per-parameter step
+// count t that Adam's bias corrections and SGD's first-step buffer use does not advance. That
+// count lives on the GPU (the step table below), so skipping still needs no readback. The global
+// `stepCount` (and `paramSteps`) count every step, skipped or not: schedules and Sophia's refresh
+// interval run on it, as nanoGPT's and Sophia's loops run on iter_num.
 import * as ops from '../autograd/ops/index.ts';
 import { noGrad } from '../autograd/graph.ts';
+import { indexAlong } from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { keep } from '../tensor/scope.ts';
 
@@ -24,8 +32,9 @@ export interface ParamGroup {
 
 /**
  * What a step does when some gradient holds NaN or ±inf. 'skip' (default): the whole update is
- * masked on the GPU (parameters and state keep their values) and the step is counted as skipped,
- * with no readback; call `checkFinite()` (one readback) to stop a run instead. 'update': no check.
+ * masked on the GPU (parameters and state keep their values, the per-parameter step counts do not
+ * advance) and the step is counted as skipped, with no readback; call `checkFinite()` (one
+ * readback) to stop a run instead. 'update': no check, and t counts every step (on the CPU).
  */
 export type NonFinitePolicy = 'skip' | 'update';
 
@@ -98,12 +107,26 @@ export abstract class Optimizer {
   private reportedSkips = 0;
   /** Steps taken (including skipped ones). */
   stepCount = 0;
-  /** Per parameter: steps in which it had a gradient (torch's per-parameter state['step']). */
+  /**
+   * Per parameter: steps in which it had a gradient, skipped ones included (torch's per-parameter
+   * state['step'] with nonFinite: 'update'; under 'skip' the table's 'count' row is that count).
+   */
   protected readonly paramSteps = new Map<string, number>();
   /** Per-parameter state tensors, created on first use: state.get(name).get('m'). */
   protected readonly state = new Map<string, Map<string, Tensor>>();
-  /** 1 for each step whose gradients were all finite, summed lazily on the GPU. */
-  private finiteSteps: Tensor | null = null;
+  /**
+   * The step table (nonFinite: 'skip'): a [rows, P + 1] tensor that one small kernel rebuilds at
+   * the start of every step, a column per parameter (namedParams order) and a last one for the
+   * optimizer as a whole. Rows (tableRows): 'finite', this step's verdict (1 = all gradients
+   * finite); 'count', the finite steps so far in which that parameter had a gradient, this one
+   * included (torch's state['step'] under GradScaler; the last column counts all finite steps);
+   * then the subclass's stepValues() of that count (Adam: its bias corrections). Each parameter's
+   * update kernel reads its own column: one more binding at most, no readback, no extra dispatch.
+   */
+  private table: Tensor | null = null;
+  private tableRows: string[] = [];
+  /** Each parameter's column in the step table. */
+  private readonly column = new Map<string, number>();
   /** The last step's verdict (0-d, 1 = all gradients finite), for a loss scaler to reuse. */
   private lastFinite: Tensor | null = null;
 
@@ -116,11 +139,10 @@ export abstract class Optimizer {
     this.trackGradNorm = opts.trackGradNorm ?? false;
     const groups = params.length > 0 && 'params' in params[0] ? (params as ParamGroup[]) : [{ params: params as NamedParam[], options: {} }];
     this.groups = groups.map((g) => ({ params: g.params, options: { weightDecay: opts.weightDecay ?? 0, lrScale: 1, ...g.options } }));
-    const seen = new Set<string>();
     for (const g of this.groups)
       for (const p of g.params) {
-        if (seen.has(p.name)) throw new Error(`optimizer: parameter '${p.name}' appears twice`);
-        seen.add(p.name);
+        if (this.column.has(p.name)) throw new Error(`optimizer: parameter '${p.name}' appears twice`);
+        this.column.set(p.name, this.column.size);
       }
   }
 
@@ -170,6 +192,56 @@ export abstract class Optimizer {
     return this.nonFinite === 'skip' ? gradsAllFinite(this.namedParams.map((p) => p.param)) : null;
   }
 
+  /**
+   * Values a subclass needs each step as functions of a parameter's finite-step count `t` (lazy
+   * elementwise expressions of t, or constants); computed once per step into the step table and
+   * read by update() through stepValue(). Used with nonFinite: 'skip' only.
+   */
+  protected stepValues(_t: Tensor): Record<string, Tensor | number> {
+    return {};
+  }
+
+  /**
+   * This step's value `row` of the step table for parameter `p` (a 0-d view): 'finite', 'count'
+   * or one of stepValues(); null without a table (nonFinite: 'update').
+   */
+  protected stepValue(p: NamedParam, row: string): Tensor | null {
+    if (!this.table) return null;
+    const r = this.tableRows.indexOf(row);
+    if (r < 0) throw new Error(`optimizer: the step table has no row '${row}' (rows: ${this.tableRows.join(', ')})`);
+    const c = this.column.get(p.name)!;
+    return ops.reshape(ops.slice(this.table, [[r, r + 1], [c, c + 1]]), []);
+  }
+
+  /**
+   * A new step table from the previous counts ([P + 1]), this step's verdict and the columns that
+   * take part (1 for all, else a [P + 1] 0/1 mask): one kernel. The old table is not read in place,
+   * so the derived rows may use the new count of their column.
+   */
+  private buildTable(prevCount: Tensor, finite: Tensor | number, mask: Tensor | number): void {
+    const count = ops.add(prevCount, ops.mul(finite, mask));
+    const values: Record<string, Tensor | number> = { finite, count, ...this.stepValues(count) };
+    const rows = Object.keys(values);
+    const row = indexAlong([rows.length, this.column.size + 1], 0);
+    let table = values[rows[rows.length - 1]];
+    for (let r = rows.length - 2; r >= 0; r--) table = ops.where(ops.eq(row, r), values[rows[r]], table);
+    const old = this.table;
+    this.table = keep((table as Tensor).realize());
+    this.tableRows = rows;
+    old?.dispose();
+  }
+
+  /** The step table's 'count' row as a [P + 1] view (columns: parameters, then all). */
+  private counts(): Tensor {
+    const r = this.tableRows.indexOf('count');
+    return ops.reshape(ops.slice(this.table!, [[r, r + 1], null]), [this.column.size + 1]);
+  }
+
+  /** Finite steps of the whole optimizer (0-d view), or null without a table. */
+  private finiteSteps(): Tensor | null {
+    return this.table ? ops.reshape(ops.slice(this.counts(), [[this.column.size, this.column.size + 1]]), []) : null;
+  }
+
   /** One update of every parameter that has a gradient. Records GPU work only; never waits. */
   step(): void {
     noGrad(() => {
@@ -181,9 +253,13 @@ export abstract class Optimizer {
       }
       const finite = this.allFinite();
       if (finite) {
-        const prev = this.finiteSteps;
-        this.finiteSteps = keep(prev ? ops.add(prev, finite).realize() : finite);
-        prev?.dispose();
+        // Only parameters with a gradient take part in this step (torch's per-parameter counts).
+        const has = this.namedParams.map((p) => (p.param.grad ? 1 : 0));
+        const mask = has.every((h) => h === 1) ? 1 : ops.tensor(Float32Array.from([...has, 1]));
+        const prev = this.table ? this.counts() : ops.expand(ops.scalar(0), [this.column.size + 1]);
+        this.buildTable(prev, finite, mask);
+        prev.dispose();
+        if (typeof mask !== 'number') mask.dispose();
       }
       for (const g of this.groups) {
         const lr = this.lr * (g.options.lrScale ?? 1);
@@ -191,11 +267,11 @@ export abstract class Optimizer {
           if (!p.param.grad) continue;
           const t = (this.paramSteps.get(p.name) ?? 0) + 1;
           this.paramSteps.set(p.name, t);
-          this.update(p, p.param.grad, lr, g.options.weightDecay ?? 0, finite, t);
+          this.update(p, p.param.grad, lr, g.options.weightDecay ?? 0, finite ? this.stepValue(p, 'finite') : null, t);
         }
       }
       this.lastFinite?.dispose();
-      this.lastFinite = finite ? keep(finite === this.finiteSteps ? ops.add(finite, 0).realize() : finite) : null;
+      this.lastFinite = finite ? keep(finite) : null;
     });
   }
 
@@ -209,7 +285,8 @@ export abstract class Optimizer {
 
   /** Steps skipped because of non-finite gradients (reads one number back). */
   async skippedSteps(): Promise<number> {
-    return this.finiteSteps ? this.stepCount - (await this.finiteSteps.item()) : 0;
+    const f = this.finiteSteps();
+    return f ? this.stepCount - (await f.item()) : 0;
   }
 
   /**
@@ -230,7 +307,7 @@ export abstract class Optimizer {
       lr: this.lr,
       step: this.stepCount,
       gradNorm: this.gradNorm,
-      skippedSteps: this.finiteSteps ? ops.sub(this.stepCount, this.finiteSteps) : null,
+      skippedSteps: this.table ? ops.sub(this.stepCount, this.finiteSteps()!) : null,
     };
   }
 
@@ -250,7 +327,11 @@ export abstract class Optimizer {
     return out;
   }
 
-  /** Updates one parameter; `t` counts the steps in which this parameter had a gradient (1 first). */
+  /**
+   * Updates one parameter. `finite` (nonFinite: 'skip') is this step's verdict, a 0-d tensor to
+   * pass to write(); `t` counts the steps in which this parameter had a gradient (1 first),
+   * skipped ones included: under 'skip' use stepValue(p, 'count') (or stepValues) instead.
+   */
   protected abstract update(p: NamedParam, grad: Tensor, lr: number, weightDecay: number, finite: Tensor | null, t: number): void;
 
   zeroGrad(): void {
@@ -260,12 +341,21 @@ export abstract class Optimizer {
     }
   }
 
-  /** Hyperparameters and counters (JSON) plus state tensors named `state.<param>.<key>`. */
+  /**
+   * Hyperparameters and counters (JSON) plus state tensors named `state.<param>.<key>`; under
+   * nonFinite: 'skip' also `finiteSteps` (0-d, finite steps in all) and `finiteParamSteps` ([P],
+   * each parameter's finite steps, in the order of the JSON's `finiteParamOrder`).
+   */
   stateDict(): { json: Record<string, unknown>; tensors: Map<string, Tensor> } {
     const tensors = new Map<string, Tensor>();
     for (const [name, s] of this.state) for (const [k, t] of s) tensors.set(`state.${name}.${k}`, t);
-    if (this.finiteSteps) tensors.set('finiteSteps', this.finiteSteps);
-    return { json: { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, paramSteps: Object.fromEntries(this.paramSteps), ...this.extraState() }, tensors };
+    const json: Record<string, unknown> = { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, paramSteps: Object.fromEntries(this.paramSteps), ...this.extraState() };
+    if (this.table && this.column.size > 0) {
+      tensors.set('finiteSteps', this.finiteSteps()!);
+      tensors.set('finiteParamSteps', ops.slice(this.counts(), [[0, this.column.size]]));
+      json.finiteParamOrder = [...this.column.keys()];
+    }
+    return { json, tensors };
   }
 
   loadStateDict(d: { json: Record<string, unknown>; tensors: Map<string, Tensor> }): void {
@@ -279,9 +369,10 @@ export abstract class Optimizer {
     for (const [name, t] of Object.entries(steps)) this.paramSteps.set(name, t);
     this.loadExtraState(d.json);
     const known = new Set(this.namedParams.map((p) => p.name));
+    const counters = new Map<string, Tensor>();
     for (const [key, t] of d.tensors) {
-      if (key === 'finiteSteps') {
-        this.finiteSteps = keep(t);
+      if (key === 'finiteSteps' || key === 'finiteParamSteps') {
+        counters.set(key, t);
         continue;
       }
       const m = /^state\.(.+)\.([^.]+)$/.exec(key);
@@ -293,6 +384,29 @@ export abstract class Optimizer {
       s.get(m[2])?.dispose();
       s.set(m[2], keep(t));
     }
+    this.table?.dispose();
+    this.table = null;
+    if (this.nonFinite === 'skip') this.loadCounts(counters.get('finiteSteps') ?? null, counters.get('finiteParamSteps') ?? null, d.json.finiteParamOrder as string[] | undefined);
+    counters.forEach((t) => t.dispose());
+  }
+
+  /**
+   * Rebuilds the step table's counts from a state dict. State written before per-parameter finite
+   * counts existed (or without this parameter) gets its step count minus the optimizer's skipped
+   * steps (exact when the parameter had a gradient in every step, the usual case; with neither
+   * tensor, as from nonFinite: 'update' or before skipping existed, no step counts as skipped).
+   */
+  private loadCounts(total: Tensor | null, perParam: Tensor | null, order: readonly string[] | undefined): void {
+    const all = total ?? ops.scalar(this.stepCount);
+    const skipped = ops.sub(this.stepCount, all);
+    const cols = this.namedParams.map((p) => {
+      const j = perParam && order ? order.indexOf(p.name) : -1;
+      const c = j >= 0 ? ops.slice(perParam!, [[j, j + 1]]) : ops.maximum(ops.sub(this.paramSteps.get(p.name) ?? 0, skipped), 0);
+      return ops.reshape(c, [1]);
+    });
+    const counts = ops.concat([...cols, ops.reshape(all, [1])]);
+    this.buildTable(counts, 0, 0);
+    counts.dispose();
   }
 
   protected extraState(): Record<string, unknown> {

@@ -1,5 +1,7 @@
 // SGD with momentum, dampening, Nesterov and (coupled) weight decay: torch.optim.SGD's update.
 //   g ← ∇ + λθ;  b ← g (first step) or μb + (1−τ)g;  g ← g + μb (Nesterov) or b;  θ ← θ − ηg
+// "First step" is the parameter's first step that was not skipped (nonFinite: 'skip', decided on
+// the GPU from the step table's count), as with torch's GradScaler.
 import * as ops from '../autograd/ops/index.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { checkRange, Optimizer, type BaseOptions, type NamedParam, type ParamGroup } from './optimizer.ts';
@@ -33,7 +35,9 @@ export class SGD extends Optimizer {
     }
     const b = this.buf(p, 'momentum');
     // torch initialises the buffer with the parameter's first gradient (no dampening then).
-    const b1 = t === 1 ? g : ops.add(ops.mul(b, this.momentum), ops.mul(g, 1 - this.dampening));
+    const later = ops.add(ops.mul(b, this.momentum), ops.mul(g, 1 - this.dampening));
+    const count = this.stepValue(p, 'count');
+    const b1 = count ? ops.where(ops.eq(count, 1), g, later) : t === 1 ? g : later;
     g = this.nesterov ? ops.add(g, ops.mul(b1, this.momentum)) : b1;
     this.write(
       [

@@ -14,6 +14,13 @@
 // (or pass batchTokens = 1 to updateHessian in the official form). Options: clipThreshold (the
 // clip's bound, default 1), biasCorrection (h / (1 − β2^refreshes)), signMomentum (h ≡ 0).
 // docs/optim.md explains each variation.
+//
+// Skipped steps (non-finite gradients, nonFinite: 'skip'): m and θ keep their values, and nothing
+// else needs to know. The refresh interval runs on the global stepCount, skipped steps included,
+// as the authors' loop calls update_hessian() on iter_num whatever the GradScaler did; m has no
+// bias correction; and biasCorrection's count is the number of refreshes, i.e. of EMA updates of
+// h, which updateHessian() makes whether or not the next gradient step is skipped. So unlike
+// Adam's t, no count here depends on the finite-step count.
 import * as ops from '../autograd/ops/index.ts';
 import { noGrad } from '../autograd/graph.ts';
 import type { Tensor } from '../tensor/tensor.ts';

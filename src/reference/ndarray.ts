@@ -102,6 +102,7 @@ export const where = (c: NDArray, a: Operand, b: Operand) => zip([c, lift(a), li
 
 export const neg = (a: NDArray) => map(a, (x) => -x);
 export const exp = (a: NDArray) => map(a, Math.exp);
+export const expm1 = (a: NDArray) => map(a, Math.expm1);
 export const log = (a: NDArray) => map(a, Math.log);
 export const sqrt = (a: NDArray) => map(a, Math.sqrt);
 export const rsqrt = (a: NDArray) => map(a, (x) => 1 / Math.sqrt(x));

@@ -7,7 +7,7 @@
 // run at ~5 GB/s, so a chain like GELU's backward in one kernel instead of ten matters.
 import type { Storage } from './storage.ts';
 
-export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'cast_i32' | 'isfinite' | 'round_f16';
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign' | 'recip' | 'sin' | 'cos' | 'floor' | 'expm1' | 'cast_i32' | 'isfinite' | 'round_f16';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne';
 
 export type Expr =
@@ -97,6 +97,7 @@ const UNARY_WGSL: Record<UnaryOp, (a: string) => string> = {
   sin: (a) => `sin(${a})`,
   cos: (a) => `cos(${a})`,
   floor: (a) => `floor(${a})`,
+  expm1: (a) => `fexpm1(${a})`,
   cast_i32: (a) => `trunc(${a})`,
   // By the exponent bits, which no compiler may fold away (unlike x == x under fast math).
   isfinite: (a) => `select(0.0, 1.0, (bitcast<u32>(${a}) & 0x7f800000u) != 0x7f800000u)`,
@@ -122,7 +123,26 @@ const BINARY_WGSL: Record<BinaryOp, (a: string, b: string) => string> = {
 };
 
 // pow as PyTorch defines it for real inputs: negative bases allowed with integral exponents.
+// expm1(x) = eˣ − 1 without the cancellation of exp(x) − 1 near 0 (1 − βᵗ for Adam's bias
+// correction at β = 0.999, t = 1 is 1e-3: exp(x) − 1 would lose 4 of f32's 7 digits there).
+// |x| < 1: the Taylor series to x¹¹/11! (truncation < 1/12! ≈ 2e-9 relative to |eˣ − 1| ≥ 0.63|x|),
+// in Horner form; beyond, |eˣ − 1| > 0.63 and exp(x) − 1 loses nothing.
 const HELPERS = /* wgsl */ `
+fn fexpm1(x: f32) -> f32 {
+  if (!(abs(x) < 1.0)) { return exp(x) - 1.0; }
+  var p = 1.0 / 39916800.0;
+  p = 1.0 / 3628800.0 + x * p;
+  p = 1.0 / 362880.0 + x * p;
+  p = 1.0 / 40320.0 + x * p;
+  p = 1.0 / 5040.0 + x * p;
+  p = 1.0 / 720.0 + x * p;
+  p = 1.0 / 120.0 + x * p;
+  p = 1.0 / 24.0 + x * p;
+  p = 1.0 / 6.0 + x * p;
+  p = 0.5 + x * p;
+  p = 1.0 + x * p;
+  return x * p;
+}
 fn fpow(a: f32, b: f32) -> f32 {
   if (b == 0.0) { return 1.0; }
   let r = pow(abs(a), b);

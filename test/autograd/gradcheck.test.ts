@@ -43,6 +43,7 @@ const cases: Case[] = [
   { name: 'pow (both args)', f: (o, a, b) => o.pow(a, b), inputs: [pos34, b34] },
   { name: 'pow (integer exponent, negative base)', f: (o, a) => o.pow(a, 3), inputs: [a34] },
   { name: 'exp', f: (o, a) => o.exp(a), inputs: [a34] },
+  { name: 'expm1', f: (o, a) => o.expm1(a), inputs: [a34] },
   { name: 'log', f: (o, a) => o.log(a), inputs: [pos34] },
   { name: 'sqrt', f: (o, a) => o.sqrt(a), inputs: [pos34] },
   { name: 'rsqrt', f: (o, a) => o.rsqrt(a), inputs: [pos34] },

@@ -112,6 +112,11 @@ describe('fused updates', () => {
       // The win rate is counted by the update kernel itself; adding up its per-workgroup
       // partials is one small reduction per parameter, and the total one more per step.
       ['Sophia paper with win rate', (ps) => new O.Sophia(ps, { lr: 0.1, nonFinite: 'update' }), 1, 1],
+      // nonFinite: 'skip' adds the finite check (a reduction per gradient, then their minimum)
+      // and the step table (one kernel: verdict, finite-step counts, Adam's bias corrections).
+      ['AdamW skipping non-finite steps', (ps) => new O.AdamW(ps, { lr: 0.1 }), 1, 2],
+      ['Adam amsgrad skipping non-finite steps', (ps) => new O.Adam(ps, { lr: 0.1, amsgrad: true, weightDecay: 0.01 }), 1, 2],
+      ['SGD momentum skipping non-finite steps', (ps) => new O.SGD(ps, { lr: 0.1, momentum: 0.9, dampening: 0.1 }), 1, 2],
     ];
     for (const [what, build, perParam, perStep] of make) {
       const ps = [named('a', [3, 4], 1), named('b', [2, 5], 2)]; // one rank: one pipeline per optimizer to compile

@@ -12,18 +12,21 @@ beforeAll(async () => {
   await E.init();
 });
 
-type Case = { params: number[][]; grads: number[][][]; after: number[][][] };
+/** `skip`: steps (from 0) whose gradients are made non-finite here; torch did not step then (GradScaler). */
+type Case = { params: number[][]; grads: number[][][]; after: number[][][]; skip?: number[] };
 
 async function replay(c: Case, make: (named: O.NamedParam[]) => O.Optimizer, beforeStep?: (opt: O.Optimizer, t: number, named: O.NamedParam[]) => void, late = 0) {
   const named = c.params.map((p, i) => ({ name: `p${i}`, param: E.tensor(p, shapes[i]).requiresGrad_() }));
   const opt = make(named);
   for (let t = 0; t < c.grads.length; t++) {
     named.forEach((n, i) => (n.param.grad = i === 1 && t < late ? null : E.tensor(c.grads[t][i], shapes[i])));
+    if (c.skip?.includes(t)) named[0].param.grad = E.tensor(c.grads[t][0].map((g, j) => (j === 1 ? NaN : g)), shapes[0]);
     beforeStep?.(opt, t, named);
     opt.step();
     // f32 against torch's float64: relative 1e-5 on the parameters.
     for (let i = 0; i < named.length; i++) expectClose(await named[i].param.toArray(), c.after[t][i], 1e-5, 1e-6, `step ${t + 1}, param ${i}`);
   }
+  expect(await opt.skippedSteps()).toBe(c.skip?.length ?? 0);
 }
 
 describe('matches torch.optim', () => {
@@ -39,6 +42,15 @@ describe('matches torch.optim', () => {
     await replay(fx.adam_late, (p) => new O.Adam(p, { lr: 0.01, betas: [0.9, 0.99] }), undefined, 2);
     await replay(fx.sgd_late, (p) => new O.SGD(p, { lr: 0.1, momentum: 0.9, dampening: 0.3 }), undefined, 2);
   });
+  // A step with a NaN gradient is skipped (nonFinite: 'skip', the default) as torch's GradScaler
+  // skips optimizer.step(): later steps use the count of steps taken, t = 1, 2, ... without gaps.
+  it('Adam when step 2 has a NaN gradient (skipped, as under GradScaler)', () => replay(fx.adam_skip, (p) => new O.Adam(p, { lr: 0.01, betas: [0.9, 0.99], weightDecay: 0.01 })));
+  it('AdamW with amsgrad when steps 1 and 4 have NaN gradients', () =>
+    replay(fx.adamw_amsgrad_skip, (p) => new O.AdamW(p, { lr: 0.01, betas: [0.8, 0.95], weightDecay: 0.1, amsgrad: true })));
+  it('Adam with a late parameter and a skipped step (per-parameter counts of steps taken)', () =>
+    replay(fx.adam_late_skip, (p) => new O.Adam(p, { lr: 0.01, betas: [0.9, 0.99] }), undefined, 2));
+  it("SGD momentum when steps 1 and 3 are skipped (the buffer starts at the first step taken)", () =>
+    replay(fx.sgd_skip, (p) => new O.SGD(p, { lr: 0.1, momentum: 0.9, dampening: 0.3 })));
   it('AdamW with parameter groups (per-group weight decay and learning rate)', () =>
     replay(fx.adamw_groups, (p) => {
       const groups = O.defaultParamGroups(p, 0.1); // [3, 4] decays, [5] does not

@@ -1,8 +1,10 @@
 // GradScaler against torch.cuda.amp.GradScaler's update rule (torch's _amp_update_scale_), and
-// with an optimizer: an injected overflow skips the step and backs the scale off.
+// with an optimizer: an injected overflow skips the step (AdamW's t does not advance) and backs
+// the scale off.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import * as O from '../../src/optim/index.ts';
+import { expectClose } from '../helpers.ts';
 
 beforeAll(async () => {
   await E.init();
@@ -68,6 +70,21 @@ describe('GradScaler', () => {
     step((x) => E.sum(E.mul(x, x)));
     step((x) => E.sum(E.mul(x, x)));
     expect(await scaler.state()).toEqual({ scale: 2 ** 16, goodSteps: 0, skippedSteps: 1 });
+    // torch's semantics: the skipped step never called optimizer.step(), so the three steps taken
+    // are AdamW's steps t = 1, 2, 3 (bias corrections included) on g = 2θ. In float64:
+    const th = [1, -2, 3];
+    const m = [0, 0, 0];
+    const v = [0, 0, 0];
+    for (let t = 1; t <= 3; t++) {
+      for (let i = 0; i < 3; i++) {
+        const g = 2 * th[i];
+        th[i] *= 1 - 0.1 * 0.01;
+        m[i] = 0.9 * m[i] + 0.1 * g;
+        v[i] = 0.999 * v[i] + 0.001 * g * g;
+        th[i] -= ((0.1 / (1 - 0.9 ** t)) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(1 - 0.999 ** t) + 1e-8);
+      }
+    }
+    expectClose(await w.toArray(), th, 1e-5, 1e-6, 'after the skipped step and two more');
   });
 
   it('unscale() leaves the true gradient (loss·S backward, then ÷S)', async () => {

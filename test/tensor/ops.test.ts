@@ -27,6 +27,13 @@ describe('elementwise', () => {
   for (const op of unary) it(op, () => same((o, a) => o[op](a), [x]));
   for (const op of ['log', 'sqrt', 'rsqrt'] as const) it(op, () => same((o, a) => o[op](a), [pos]));
   it('tanh saturates without NaN', () => same((o, a) => o.tanh(o.mul(a, 100)), [x]));
+  it('expm1', () => same((o, a) => o.expm1(a), [x]));
+  it('expm1 keeps its relative precision near 0 and is exp − 1 far from it', async () => {
+    // exp(x) − 1 in f32 would be off by up to 6e-8/|x| relative here (6e-5 at 1e-3).
+    const xs = [-1e-7, 3e-6, -1e-3, 2.5e-3, -0.02, 0.3, -0.999, 1.001, -3, 5, -30, -Infinity];
+    const got = await E.expm1(E.tensor(xs)).toArray();
+    got.forEach((v, i) => expect(Math.abs(v - Math.expm1(Math.fround(xs[i]))), `x = ${xs[i]}`).toBeLessThanOrEqual(4e-7 * Math.abs(Math.expm1(Math.fround(xs[i])))));
+  });
   const binary = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'gt', 'lt', 'eq'] as const;
   for (const op of binary) it(op, () => same((o, a, b) => o[op](a, b), [x, randomArray([3, 4], 3)]));
   it('pow with positive base and real exponent', () => same((o, a, b) => o.pow(a, b), [pos, randomArray([3, 4], 4, -2, 2)], 1e-5));

@@ -8,28 +8,16 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import { ctx } from '../../src/gpu/device.ts';
-import { trainRun, type TrainConfig, type TrainData } from '../../src/train/trainer.ts';
+import { trainRun, type TrainConfig } from '../../src/train/trainer.ts';
 import { trainStep } from '../../src/train/step.ts';
 import { GPT2, gpt2Config } from '../../src/nn/index.ts';
 import * as O from '../../src/optim/index.ts';
 import { BatchLoader } from '../../src/data/loader.ts';
+import { data } from './helpers.ts';
 
 beforeAll(async () => {
   await E.init();
 });
-
-// A stream with structure to learn: period-7 cycles over 50 token ids with the cycle's start
-// varying, so the loss falls well within a few steps.
-function stream(n: number, seed: number): Uint16Array {
-  const out = new Uint16Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i += 7) {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    for (let j = 0; j < 7 && i + j < n; j++) out[i + j] = 100 + ((s % 43) + j * 3) % 50;
-  }
-  return out;
-}
-const data: TrainData = { train: stream(6000, 1), valid: stream(600, 2), decode: (ids) => ids.join(' '), encode: () => [100] };
 
 function config(precision: 'f32' | 'f16', out: string): TrainConfig {
   return {

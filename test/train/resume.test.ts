@@ -1,11 +1,16 @@
 // Checkpoints and resume: a run killed with SIGKILL (or stopped with Ctrl-C) and resumed
-// produces the same loss curve, bit for bit, as an uninterrupted run.
+// produces the same loss curve, bit for bit, as an uninterrupted run. In f32 through the CLI;
+// in f16 in-process (loss scaler state, skipped steps and their finite-step counts).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../../src/index.ts';
+import { ctx } from '../../src/gpu/device.ts';
+import { trainRun, type Hooks, type TrainConfig } from '../../src/train/trainer.ts';
+import { curve as metricsCurve, data } from './helpers.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const ARGS = [
@@ -14,18 +19,8 @@ const ARGS = [
 ];
 const cli = (extra: string[]) => [process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', ...ARGS, ...extra]] as const;
 
-function curve(dir: string): string[] {
-  // Everything but wall-clock timing must match exactly.
-  return readFileSync(join(dir, 'sophia', 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { stepMs, estimatorMs, ...rest } = JSON.parse(l);
-      void stepMs;
-      void estimatorMs;
-      return JSON.stringify(rest);
-    });
-}
+// Everything but wall-clock timing must match exactly.
+const curve = (dir: string) => metricsCurve(join(dir, 'sophia', 'metrics.jsonl'));
 
 async function interrupted(signal: NodeJS.Signals): Promise<string> {
   const out = mkdtempSync(join(tmpdir(), `resume-${signal}-`));
@@ -65,5 +60,58 @@ describe('resume', () => {
   });
   it('stopped with Ctrl-C (SIGINT), then resumed: the same curve bit for bit', async () => {
     expect(curve(await interrupted('SIGINT'))).toEqual(reference);
+  });
+});
+
+describe('resume with --precision f16 (in-process)', () => {
+  // AdamW with dynamic loss scaling: at the initial scale 2^18 the first step overflows and is
+  // skipped; 3 good steps double the scale, which overflows again at step 8. Checkpoints every 2
+  // steps, so a resume from step 4 must bring back the scale, its good-step counter and the
+  // optimizer's finite-step counts (AdamW's t). A tiny model on the in-memory token stream keeps
+  // this to seconds; the CLI tests above cover the process side (SIGKILL, SIGINT) in f32.
+  const config = (out: string): TrainConfig => ({
+    optimizer: 'adamw', model: 'tiny', nLayer: 1, nHead: 2, nEmbd: 32, batchSize: 2, gradAccum: 1, context: 16, epochs: 1, maxSteps: 8,
+    lr: 1e-2, minLr: 1e-3, warmup: 2, schedule: 'cosine', t0: 50, tMult: 1, weightDecay: 0.1, gradClip: 1, hessEvery: 10, rho: 0.04, gamma: 0.01,
+    betas: [0.9, 0.95], momentum: 0.9, evalEvery: 4, evalTokens: 32, logEvery: 1, checkpointEvery: 2, seed: 7, out, sampleTokens: 2, maxBadSteps: 3,
+    precision: 'f16', lossScale: 2 ** 18, lossScaleWindow: 3,
+  });
+  const run = async (hooks: Hooks = {}, resumeFrom?: string) => {
+    const out = resumeFrom ?? mkdtempSync(join(tmpdir(), 'resume-f16-'));
+    await trainRun(config(out), data, {}, { log: () => {}, ...hooks }, resumeFrom !== undefined);
+    return out;
+  };
+  let reference: string[];
+
+  beforeAll(async () => {
+    await E.init();
+  });
+
+  it('the uninterrupted f16 run (the reference) skips steps and moves its loss scale', async () => {
+    if (!ctx().hasF16) return; // without shader-f16 the run would be f32, covered above
+    reference = metricsCurve(join(await run(), 'metrics.jsonl'));
+    const train = reference.map((l) => JSON.parse(l)).filter((r) => r.type === 'train');
+    expect(train.map((r) => r.skippedSteps)).toEqual([1, 1, 1, 1, 1, 1, 1, 2]);
+    expect(new Set(train.map((r) => r.lossScale)).size).toBeGreaterThan(1);
+  });
+
+  it('crashed after the step-4 checkpoint (at step 5), then resumed: the same curve bit for bit', async () => {
+    if (!ctx().hasF16) return;
+    const out = mkdtempSync(join(tmpdir(), 'resume-f16-crash-'));
+    const crash = (done: number) => {
+      if (done === 5) throw new Error('crash');
+    };
+    await expect(trainRun(config(out), data, {}, { log: () => {}, progress: crash })).rejects.toThrow('crash');
+    expect(readFileSync(join(out, 'checkpoints', 'LATEST'), 'utf8').trim()).toBe('step-00000004');
+    await run({}, out);
+    expect(metricsCurve(join(out, 'metrics.jsonl'))).toEqual(reference);
+  });
+
+  it('stopped (Ctrl-C) after step 5, then resumed: the same curve bit for bit', async () => {
+    if (!ctx().hasF16) return;
+    let steps = 0;
+    const out = await run({ progress: () => void steps++, shouldStop: () => steps === 5 });
+    expect(readFileSync(join(out, 'checkpoints', 'LATEST'), 'utf8').trim()).toBe('step-00000005');
+    await run({}, out);
+    expect(metricsCurve(join(out, 'metrics.jsonl'))).toEqual(reference);
   });
 });

@@ -67,6 +67,8 @@ export const minimum = (a: Operand, b: Operand): Tensor =>
 export const neg = (a: Tensor): Tensor => unaryOp('neg', a, (g) => neg(g));
 export const exp = (a: Tensor): Tensor => unaryOp('exp', a, (g, _a, out) => mul(g, out));
 export const log = (a: Tensor): Tensor => unaryOp('log', a, (g, x) => div(g, x));
+/** eˣ − 1, accurate near 0 (like torch.expm1). d/dx = eˣ = out + 1. */
+export const expm1 = (a: Tensor): Tensor => unaryOp('expm1', a, (g, _a, out) => mul(g, add(out, 1)));
 export const sqrt = (a: Tensor): Tensor => unaryOp('sqrt', a, (g, _a, out) => div(mul(g, 0.5), out));
 export const rsqrt = (a: Tensor): Tensor => unaryOp('rsqrt', a, (g, x, out) => mul(g, mul(-0.5, div(out, x))));
 export const tanh = (a: Tensor): Tensor => unaryOp('tanh', a, (g, _a, out) => mul(g, sub(1, mul(out, out))));
