@@ -116,3 +116,18 @@ export function fdHvp(f: (x: NDArray[]) => number, xs: NDArray[], v: NDArray[], 
 }
 
 export const scalarOf = (a: NDArray): number => a.data[0];
+
+/**
+ * Tensors dropped without dispose() give their buffers back through a FinalizationRegistry,
+ * whenever the garbage collector gets to them — possibly during any later await. Tests that
+ * count live buffers across an await first collect that garbage and let the finalizers run, so
+ * an earlier test's leftovers cannot be freed in the middle of the count. (vitest starts the
+ * workers with --expose-gc; without it this only yields.)
+ */
+export async function settleGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 2; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 0)); // finalizer callbacks run as tasks
+  }
+}

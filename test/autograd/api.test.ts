@@ -1,6 +1,7 @@
 // backward()/.grad accumulation, noGrad/detach, memory accounting and error messages.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
+import { settleGarbage } from '../helpers.ts';
 
 beforeAll(async () => {
   await E.init();
@@ -59,6 +60,7 @@ describe('memory', () => {
     };
     step();
     await E.runtime.sync();
+    await settleGarbage();
     const before = E.memoryStats();
     for (let i = 0; i < 3; i++) step();
     await E.runtime.sync();
@@ -68,6 +70,7 @@ describe('memory', () => {
     expect(after.created).toBe(before.created); // everything came from the pool
   });
   it('tidy keeps returned tensors and frees the rest; pool reuse stops allocation', async () => {
+    await settleGarbage();
     const a = E.tensor([1, 2, 3]);
     const base = E.memoryStats().liveBuffers;
     const r = E.tidy(() => E.add(E.exp(a), E.sum(E.mul(a, a))).realize());
