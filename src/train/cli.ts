@@ -27,8 +27,14 @@ export class UsageError extends Error {
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
-export function parseFlags<S extends Record<string, FlagSpec>>(spec: S, argv: readonly string[]): Flags<S> & { help: boolean } {
-  const out: Record<string, unknown> = { help: false };
+/**
+ * Parses `--flag value`, `--flag=value` and bare booleans. `given` holds the keys the command
+ * line set explicitly (in either form), for flags whose meaning depends on another being given
+ * (--epochs overrides the default --max-steps only when --max-steps itself was not given).
+ */
+export function parseFlags<S extends Record<string, FlagSpec>>(spec: S, argv: readonly string[]): Flags<S> & { help: boolean; given: ReadonlySet<keyof S> } {
+  const given = new Set<keyof S>();
+  const out: Record<string, unknown> = { help: false, given };
   for (const [k, s] of Object.entries(spec)) out[k] = s.default;
   const byFlag = new Map(Object.keys(spec).map((k) => [`--${kebab(k)}`, k]));
   for (let i = 0; i < argv.length; i++) {
@@ -46,15 +52,17 @@ export function parseFlags<S extends Record<string, FlagSpec>>(spec: S, argv: re
       throw new UsageError(`unknown flag '${arg}'${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; run with --help to list the flags`);
     }
     const s = spec[key];
+    given.add(key);
     if (s.type === 'bool') {
-      out[key] = value === undefined ? true : value !== 'false' && value !== '0';
+      if (value !== undefined && !['true', 'false', '1', '0'].includes(value)) throw new UsageError(`${arg} is a switch: give it alone, or as ${arg}=true / ${arg}=false; got '${value}'`);
+      out[key] = value === undefined ? true : value === 'true' || value === '1';
       continue;
     }
     value ??= argv[++i];
     if (value === undefined) throw new UsageError(`flag ${arg} needs a value`);
     out[key] = convert(arg, value, s);
   }
-  return out as Flags<S> & { help: boolean };
+  return out as Flags<S> & { help: boolean; given: ReadonlySet<keyof S> };
 }
 
 function convert(flag: string, value: string, s: FlagSpec): string | number {

@@ -25,9 +25,9 @@ export interface StepOptions {
    * Refresh Sophia's h on this step's first micro-batch before the update, sharing its forward
    * and backward (f32 only): 'gnb' samples labels with `gen` (GPT2.lossWithGnbDelta: one more
    * backward through the blocks); 'hutchinson' records the step's backward and seeds a second
-   * one with a Rademacher probe from `gen` (H·u, exact). The gradient step itself is unchanged.
+   * one with a probe u from `gen` (Rademacher unless `probe` says 'gaussian'; H·u, exact). The gradient step itself is unchanged.
    */
-  hessian?: { sophia: O.Sophia; gen: E.Generator; estimator: 'gnb' | 'hutchinson' } | null;
+  hessian?: { sophia: O.Sophia; gen: E.Generator; estimator: 'gnb' | 'hutchinson'; probe?: O.Probe } | null;
 }
 
 /** Forward/backward over the micro-batches, then clip and step. Returns the mean loss and the pre-clip gradient norm (0-d). */
@@ -47,7 +47,7 @@ export function trainStep(model: GPT2, opt: O.Optimizer, micro: readonly Batch[]
     E.backward(scaler ? scaler.scaleLoss(part) : part, undefined, { createGraph });
     const batchTokens = o.shape[0] * o.shape[1];
     if (hess && delta) refreshGnb(model, hess.sophia, delta, micro.length, batchTokens);
-    if (hess && createGraph) refreshHutchinson(model, hess.sophia, hess.gen, micro.length);
+    if (hess && createGraph) refreshHutchinson(model, hess.sophia, hess.gen, micro.length, hess.probe ?? 'rademacher');
     const l = E.detach(loss);
     total = total ? E.add(total, l) : l;
   });
@@ -80,14 +80,14 @@ function refreshGnb(model: GPT2, sophia: O.Sophia, delta: Tensor, accum: number,
 
 /**
  * The first micro-batch's backward was recorded, so each .grad (g/accum) is differentiable:
- * seeding them with a Rademacher u gives H·u/accum, and ĥ = u⊙(H·u) (Hutchinson, no B).
+ * seeding them with a probe u (Rademacher or Gaussian) gives H·u/accum, and ĥ = u⊙(H·u) (Hutchinson, no B).
  * Then each .grad becomes a plain buffer of its own again (the optimizer and clipping update
  * gradients in place; recorded ones may share storage).
  */
-function refreshHutchinson(model: GPT2, sophia: O.Sophia, gen: E.Generator, accum: number): void {
+function refreshHutchinson(model: GPT2, sophia: O.Sophia, gen: E.Generator, accum: number, probe: O.Probe): void {
   const named = namedOf(model).filter((p) => p.param.grad);
   const params = named.map((p) => p.param);
-  const u = params.map((p) => gen.rademacher([...p.shape]).realize());
+  const u = params.map((p) => (probe === 'gaussian' ? gen.randn([...p.shape]) : gen.rademacher([...p.shape])).realize());
   const hu = E.vjpOf(params.map((p) => p.grad!), u, params);
   sophia.updateHessian(new Map(named.map((p, i) => [p.name, E.mul(E.mul(u[i], hu[i]), accum)])), 1);
   [...u, ...hu].forEach((t) => t.dispose());

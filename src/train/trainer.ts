@@ -44,6 +44,16 @@ export interface TrainConfig {
   hessBatch?: 'separate' | 'shared';
   rho: number;
   gamma: number;
+  /**
+   * Sophia's variations (docs/optim.md); absent in configs written before they were flags, which
+   * means: official form for sophia and paper form for sophia-h, Rademacher probes, clip at 1,
+   * no bias correction of h, h estimated.
+   */
+  sophiaForm?: O.SophiaForm;
+  probe?: O.Probe;
+  clipThreshold?: number;
+  biasCorrectH?: boolean;
+  signMomentum?: boolean;
   betas: [number, number];
   momentum: number;
   evalEvery: number;
@@ -83,12 +93,17 @@ export interface Hooks {
   shouldStop?: () => boolean;
 }
 
+const PRESETS = ['tiny', 'small', 'gpt2'];
+
 function buildModel(cfg: TrainConfig): GPT2 {
-  if (['tiny', 'small', 'gpt2'].includes(cfg.model)) {
+  if (PRESETS.includes(cfg.model)) {
     const overrides = Object.fromEntries(Object.entries({ nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd }).filter(([, v]) => v !== null));
     const c = gpt2Config(cfg.model, overrides);
     if (cfg.context > c.nPositions) c.nPositions = cfg.context;
     return new GPT2(c, cfg.seed);
+  }
+  if (!existsSync(cfg.model)) {
+    throw new Error(`--model ${cfg.model}: not a preset (${PRESETS.join(', ')}) and no such directory (a Hugging Face GPT-2 folder with config.json and model.safetensors)`);
   }
   const m = loadGPT2(cfg.model);
   if (cfg.context > m.config.nPositions) throw new Error(`--context ${cfg.context} exceeds the loaded model's context length ${m.config.nPositions}`);
@@ -105,12 +120,31 @@ function buildOptimizer(cfg: TrainConfig, model: GPT2): O.Optimizer {
     case 'adamw':
       return new O.AdamW(groups, { lr: cfg.lr, betas: cfg.betas });
     case 'sophia':
-      // SophiaG in the authors' parameterisation: h holds ĝ⊙ĝ, the step uses ρ·B·h.
-      return new O.Sophia(groups, { lr: cfg.lr, betas: cfg.betas, form: 'official', rho: cfg.rho, hessianEvery: cfg.hessEvery });
     case 'sophia-h':
-      return new O.Sophia(groups, { lr: cfg.lr, betas: cfg.betas, form: 'paper', gamma: cfg.gamma, hessianEvery: cfg.hessEvery });
+      // sophia: SophiaG in the authors' parameterisation by default (h holds ĝ⊙ĝ, the step
+      // uses ρ·B·h); sophia-h: the paper's (h holds u⊙Hu, the step uses γ·h).
+      return new O.Sophia(groups, {
+        lr: cfg.lr,
+        betas: cfg.betas,
+        form: sophiaForm(cfg),
+        rho: cfg.rho,
+        gamma: cfg.gamma,
+        hessianEvery: cfg.hessEvery,
+        clipThreshold: cfg.clipThreshold ?? 1,
+        biasCorrection: cfg.biasCorrectH ?? false,
+        signMomentum: cfg.signMomentum ?? false,
+      });
   }
 }
+
+const sophiaForm = (cfg: TrainConfig): O.SophiaForm => cfg.sophiaForm ?? (cfg.optimizer === 'sophia-h' ? 'paper' : 'official');
+
+/**
+ * The B that Sophia's official form multiplies h by: GNB's ĝ⊙ĝ is the mean loss's squared
+ * gradient, so B is the estimator batch's token count; Hutchinson's u⊙Hu already estimates the
+ * diagonal itself and carries no B.
+ */
+const estimateTokens = (cfg: TrainConfig) => (cfg.optimizer === 'sophia' ? cfg.batchSize * cfg.context : 1);
 
 function buildSchedule(cfg: TrainConfig, totalSteps: number): O.Schedule {
   const after =
@@ -132,6 +166,8 @@ interface Pending {
   winRate: Tensor | null;
   /** f16: [loss scale, skipped steps so far] after this step. */
   scaler: Tensor | null;
+  /** 1 if the optimizer took this step, 0 if it skipped it (non-finite gradients); null when it does not check. */
+  taken: Tensor | null;
   estimatorMs: number | null;
 }
 
@@ -274,7 +310,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
 
   const flush = async () => {
     if (pending.length === 0) return;
-    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2])]);
+    const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2]), p.taken ?? E.scalar(1)]);
     beforeWait();
     const vals = await E.concat(scalars.map((t) => E.reshape(t, [t.size]))).toArray();
     afterWait();
@@ -283,11 +319,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     perStepMs = perStep;
     trainMs += elapsed;
     pending.forEach((p, i) => {
-      const [loss, gradNorm, win, lossScale, skipped] = vals.subarray(5 * i, 5 * i + 5);
+      const [loss, gradNorm, win, lossScale, skipped, taken] = vals.subarray(6 * i, 6 * i + 6);
       if (Number.isFinite(loss)) {
         lastLoss = loss;
         badRun = 0;
         if (p.scaler && skipped > lastSkipped) log(`step ${p.step}: f16 gradients overflowed; the step was skipped and the loss scale lowered to ${lossScale}`);
+        else if (taken === 0) log(`step ${p.step}: non-finite gradients with a finite loss (${loss.toFixed(4)}); the optimizer skipped this update`);
       } else {
         badRun++;
         log(`step ${p.step}: non-finite loss (${loss}); the optimizer skipped this update`);
@@ -303,20 +340,30 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
         winRate: Number.isNaN(win) ? null : win,
         stepMs: perStep + (p.estimatorMs ?? 0),
         estimatorMs: p.estimatorMs,
+        ...(p.taken ? { skipped: taken === 0 } : {}),
         ...(p.scaler ? { lossScale, skippedSteps: skipped } : {}),
       });
       if (p.scaler) lastSkipped = skipped;
     });
-    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler].forEach((t) => t?.dispose());
+    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken].forEach((t) => t?.dispose());
     pending = [];
     intervalStart = performance.now();
     intervalEstimatorMs = 0;
-    if (badRun >= cfg.maxBadSteps) {
-      throw new Error(
-        `${cfg.maxBadSteps} consecutive non-finite losses at step ${step}: training diverged. Lower --lr (now ${cfg.lr}) or --grad-clip, ` +
-          `or resume from the last checkpoint in ${ckptDir} (written before the divergence).`,
-      );
-    }
+    if (badRun >= cfg.maxBadSteps) await stopDiverged();
+  };
+
+  /**
+   * Too many non-finite losses in a row. Their updates were skipped (nonFinite: 'skip', or the
+   * scaler under f16), so the parameters and optimizer state are still those after the last
+   * finite step: that state is checkpointed (resumable, e.g. with a lower --lr) and the run stops.
+   */
+  const stopDiverged = async () => {
+    await checkpoint();
+    throw new Error(
+      `${cfg.maxBadSteps} consecutive non-finite losses up to step ${step}: training diverged. Their updates were skipped, so the checkpoint ` +
+        `just written to ${ckptDir} holds the parameters after the last finite step; lower --lr (now ${cfg.lr}) or --grad-clip and ` +
+        `continue with --resume ${cfg.out}, or start again.`,
+    );
   };
 
   while (step < totalSteps) {
@@ -346,8 +393,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
         const hhat =
           cfg.optimizer === 'sophia'
             ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(ids, tg, estGen)), named, B, sophia.form)
-            : O.hutchinsonEstimate((...ps) => functionalCall(model, ps, () => model.loss(ids, tg)), named, estGen);
-        sophia.updateHessian(hhat, B);
+            : O.hutchinsonEstimate((...ps) => functionalCall(model, ps, () => model.loss(ids, tg)), named, estGen, cfg.probe ?? 'rademacher');
+        sophia.updateHessian(hhat, estimateTokens(cfg));
       });
       if (lastEstimatorMs > 0) E.runtime.expectBusy(0.9 * lastEstimatorMs - (performance.now() - te));
       await E.runtime.sync();
@@ -366,10 +413,13 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     const ts = performance.now();
     const kept = E.tidy(() => {
       const micro = Array.from({ length: cfg.gradAccum }, () => loader.next());
-      const hessian = shared ? { sophia: opt as O.Sophia, gen: estGen, estimator: cfg.optimizer === 'sophia' ? ('gnb' as const) : ('hutchinson' as const) } : null;
+      const hessian = shared
+        ? { sophia: opt as O.Sophia, gen: estGen, estimator: cfg.optimizer === 'sophia' ? ('gnb' as const) : ('hutchinson' as const), probe: cfg.probe ?? 'rademacher' }
+        : null;
       const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], hessian });
       const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
-      return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null };
+      const finite = opt.lastStepFinite();
+      return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null, taken: finite ? E.mul(finite, 1).realize() : null };
     });
     step++;
     recordedSinceWait++;
@@ -399,7 +449,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       log(`[${cfg.optimizer}] step ${step}/${totalSteps}  train ${lastLoss?.toFixed(4) ?? '—'}  val ${lastEval.valLoss.toFixed(4)}  ppl ${lastEval.valPpl.toFixed(1)}  acc ${(lastEval.valAcc * 100).toFixed(2)}%`);
       intervalStart += performance.now() - te; // evaluation time is not training time
     }
-    if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && !atEnd) await checkpoint();
+    if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && !atEnd) {
+      // The checkpoint's metricRows must cover every step before it: a resumed run drops the
+      // rows after it and writes them again from its own steps.
+      await flush();
+      await checkpoint();
+    }
   }
   await flush();
   if (step < totalSteps) return summarise();

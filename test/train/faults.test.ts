@@ -1,0 +1,79 @@
+// Faults in a training run: a checkpoint taken between two metric flushes resumes without losing
+// rows, and a run whose losses stay non-finite stops with a diagnosis and a checkpoint that holds
+// the state after the last finite step. In-process, on a one-layer model (seconds).
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../../src/index.ts';
+import { GPT2, gpt2Config, saveGPT2 } from '../../src/nn/index.ts';
+import { readLatestCheckpoint } from '../../src/train/checkpoint.ts';
+import { trainRun, type Hooks, type TrainConfig } from '../../src/train/trainer.ts';
+import { curve, data } from './helpers.ts';
+
+const config = (out: string, over: Partial<TrainConfig> = {}): TrainConfig => ({
+  optimizer: 'sophia', model: 'tiny', nLayer: 1, nHead: 2, nEmbd: 32, batchSize: 2, gradAccum: 1, context: 16, epochs: 1, maxSteps: 8,
+  lr: 1e-2, minLr: 1e-3, warmup: 2, schedule: 'cosine', t0: 50, tMult: 1, weightDecay: 0.1, gradClip: 1, hessEvery: 3, rho: 0.04, gamma: 0.01,
+  betas: [0.965, 0.99], momentum: 0.9, evalEvery: 5, evalTokens: 32, logEvery: 3, checkpointEvery: 2, seed: 7, out, sampleTokens: 2, maxBadSteps: 3,
+  ...over,
+});
+const quiet: Hooks = { log: () => {} };
+
+beforeAll(async () => {
+  await E.init();
+});
+
+describe('checkpoints between metric flushes', () => {
+  it('checkpoints every 2 steps, losses read back every 3: crashed at step 5 and resumed, the same curve bit for bit', async () => {
+    const ref = mkdtempSync(join(tmpdir(), 'faults-ref-'));
+    await trainRun(config(ref), data, {}, quiet);
+    const reference = curve(join(ref, 'metrics.jsonl'));
+    expect(reference.filter((l) => l.includes('"train"')).length).toBe(8);
+
+    const out = mkdtempSync(join(tmpdir(), 'faults-crash-'));
+    const crash = (done: number) => {
+      if (done === 5) throw new Error('crash');
+    };
+    await expect(trainRun(config(out), data, {}, { ...quiet, progress: crash })).rejects.toThrow('crash');
+    // Losses come back at steps 3, 5 (evaluation), 6 and 8: the step-4 checkpoint was taken with
+    // step 4's row still pending (progress reports at step 5, before that step's checkpoint).
+    expect(readFileSync(join(out, 'checkpoints', 'LATEST'), 'utf8').trim()).toBe('step-00000004');
+    await trainRun(config(out), data, {}, quiet, true);
+    expect(curve(join(out, 'metrics.jsonl'))).toEqual(reference);
+  });
+});
+
+describe('a run that diverges', () => {
+  it('stops after maxBadSteps non-finite losses, naming the cause, with a checkpoint of the last finite state', async () => {
+    // A model whose final LayerNorm bias holds a NaN: every loss and gradient is NaN.
+    const dir = mkdtempSync(join(tmpdir(), 'faults-nan-model-'));
+    const poisoned = new GPT2(gpt2Config('tiny', { nLayer: 1, nHead: 2, nEmbd: 32 }), 3);
+    const bias = new Map(poisoned.namedParameters()).get('ln_f.bias')!;
+    const values = new Float32Array(32);
+    values[5] = NaN;
+    E.noGrad(() => E.assign(bias, E.tensor(values, [32])));
+    await saveGPT2(poisoned, dir);
+    const initial = new Map<string, Float32Array>();
+    for (const [name, p] of poisoned.namedParameters()) initial.set(name, (await p.toArray()) as Float32Array);
+
+    const out = mkdtempSync(join(tmpdir(), 'faults-nan-run-'));
+    const lines: string[] = [];
+    const cfg = config(out, { model: dir, nLayer: null, nHead: null, nEmbd: null, optimizer: 'adamw', betas: [0.9, 0.95], logEvery: 1, checkpointEvery: 0 });
+    await expect(trainRun(cfg, data, {}, { log: (l) => lines.push(l) })).rejects.toThrow(/3 consecutive non-finite losses up to step 3: training diverged.*--resume/s);
+    expect(lines.filter((l) => /non-finite loss/.test(l)).length).toBe(3);
+
+    const ck = readLatestCheckpoint(join(out, 'checkpoints'));
+    expect(ck.step).toBe(3);
+    // Every update was skipped, so the checkpointed parameters are the initial ones (NaN included).
+    for (const [name, want] of initial) {
+      const got = ck.tensors.get(`model.${name}`)!.data as Float32Array;
+      expect(Array.from(got).map(String), name).toEqual(Array.from(want).map(String));
+    }
+    const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.filter((r) => r.type === 'train').map((r) => [r.loss, r.skipped])).toEqual([
+      [null, true],
+      [null, true],
+      [null, true],
+    ]);
+  });
+});
