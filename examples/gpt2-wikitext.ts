@@ -48,7 +48,8 @@ const SPEC = {
   biasCorrectH: { type: 'bool', default: false, help: 'Sophia: divide h by 1 − β2^refreshes, so early steps are not all clipped' },
   signMomentum: { type: 'bool', default: false, help: 'Sophia: never estimate h (h = 0), the sign-momentum limit, for comparison' },
   evalEvery: { type: 'int', default: 10, min: 1, help: 'evaluate every N steps (and at the end)' },
-  evalTokens: { type: 'int', default: 2048, min: 1, help: 'validation tokens per evaluation (a fixed prefix of the split, so runs compare)' },
+  evalTokens: { type: 'int', default: 2048, min: 0, help: 'validation tokens per evaluation: a fixed prefix of the split, so runs compare; 0 = the whole split (WikiText-2: 259k tokens, minutes per evaluation on a CPU adapter)' },
+  testEval: { type: 'bool', default: false, help: 'after training, score the test split once (with --eval-tokens) and add it to the results table' },
   logEvery: { type: 'int', default: 5, min: 1, help: 'read losses back every N steps' },
   checkpointEvery: { type: 'int', default: 50, min: 0, help: 'write a checkpoint every N steps (0 = only at the end and on Ctrl-C)' },
   seed: { type: 'int', default: 1337, min: 0, help: 'random seed (initialisation, batches, estimators)' },
@@ -79,15 +80,25 @@ async function main(): Promise<void> {
   const ctx = await E.init();
   console.log(`adapter: ${E.describeAdapter(ctx)}`);
 
+  // A resumed run scores the test split at its end if it was started with --test-eval.
+  const resumedWantTest =
+    flags.resume !== null &&
+    OPTIMIZERS.some((n) => {
+      const f = join(flags.resume!, n, 'config.json');
+      return existsSync(f) && (JSON.parse(readFileSync(f, 'utf8')) as TrainConfig).testEval === true;
+    });
+  const wantTest = flags.testEval || resumedWantTest;
+
   // The data: WikiText-2 by default; this checkout's development copy sits in ../shared/data.
   const shared = resolve(root, '../shared/data');
   const dataDir = flags.dataDir ?? (!process.env.WIKITEXT_DIR && existsSync(shared) ? shared : undefined);
-  const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: ['train', 'valid'], allowDownload: flags.download });
+  const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: wantTest ? ['train', 'valid', 'test'] : ['train', 'valid'], allowDownload: flags.download });
   if (corpus.banner) console.log(corpus.banner);
   const [train, valid] = [await tokenizeSplit(corpus, 'train'), await tokenizeSplit(corpus, 'valid')];
   console.log(`data: ${corpus.title}: ${train.tokens.length.toLocaleString('en-US')} train / ${valid.tokens.length.toLocaleString('en-US')} valid tokens (${train.fromCache ? 'cached' : 'tokenized'})`);
   const tok = loadGpt2Tokenizer();
-  const data = { train: train.tokens, valid: valid.tokens, decode: (ids: number[]) => tok.decode(ids), encode: (s: string) => tok.encode(s) };
+  const test = wantTest ? (await tokenizeSplit(corpus, 'test')).tokens : undefined;
+  const data = { train: train.tokens, valid: valid.tokens, test, decode: (ids: number[]) => tok.decode(ids), encode: (s: string) => tok.encode(s) };
 
   const resumeDir = flags.resume;
   const outRoot = resumeDir ?? flags.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-'));
@@ -149,6 +160,7 @@ async function main(): Promise<void> {
       momentum: 0.9,
       evalEvery: flags.evalEvery!,
       evalTokens: flags.evalTokens!,
+      testEval: flags.testEval,
       logEvery: flags.logEvery!,
       checkpointEvery: flags.checkpointEvery!,
       seed: flags.seed!,

@@ -28,9 +28,18 @@ const COLUMNS: [string, (r: Run) => string][] = [
   ['Estimator overhead (% of step time)', (r) => (r.summary.estimatorOverhead === null ? '—' : `${(r.summary.estimatorOverhead * 100).toFixed(1)}%`)],
 ];
 
+// Shown after the validation columns when any run scored the test split (--test-eval).
+const TEST_COLUMNS: [string, (r: Run) => string][] = [
+  ['Test loss', (r) => fixed(4)(r.summary.testLoss)],
+  ['Test perplexity', (r) => fixed(2)(r.summary.testPpl)],
+  ['Test accuracy', (r) => percent(r.summary.testAcc)],
+];
+
 /** Header and formatted cells, shared by the Markdown, text and HTML tables so they always agree. */
 export function tableCells(runs: Run[]): { header: string[]; rows: string[][] } {
-  return { header: COLUMNS.map(([h]) => h), rows: runs.map((r) => COLUMNS.map(([, f]) => f(r))) };
+  const withTest = runs.some((r) => r.summary.testLoss !== null);
+  const cols = withTest ? [...COLUMNS.slice(0, 5), ...TEST_COLUMNS, ...COLUMNS.slice(5)] : COLUMNS;
+  return { header: cols.map(([h]) => h), rows: runs.map((r) => cols.map(([, f]) => f(r))) };
 }
 
 /** One row per run: Markdown for results.md and aligned plain text for the terminal. */

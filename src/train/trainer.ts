@@ -57,7 +57,10 @@ export interface TrainConfig {
   betas: [number, number];
   momentum: number;
   evalEvery: number;
+  /** Validation tokens scored per evaluation: a fixed prefix of the split; 0 = the whole split. */
   evalTokens: number;
+  /** After training, score the test split (data.test) once, with the same evalTokens. */
+  testEval?: boolean;
   logEvery: number;
   checkpointEvery: number;
   seed: number;
@@ -79,6 +82,8 @@ export interface TrainConfig {
 export interface TrainData {
   train: Uint16Array;
   valid: Uint16Array;
+  /** Needed only with testEval. */
+  test?: Uint16Array;
   decode: (ids: number[]) => string;
   encode: (text: string) => number[];
 }
@@ -171,9 +176,13 @@ interface Pending {
   estimatorMs: number | null;
 }
 
-/** Mean loss, perplexity and next-token accuracy over the first `evalTokens` of the split. */
+/**
+ * Mean loss, perplexity and next-token accuracy over the first `evalTokens` of the split (all
+ * of it when evalTokens is 0), in fixed non-overlapping windows, so every run scores the same
+ * targets.
+ */
 async function evaluate(model: GPT2, tokens: Uint16Array, cfg: TrainConfig, precision: Precision): Promise<{ valLoss: number; valPpl: number; valAcc: number }> {
-  const slice = tokens.subarray(0, Math.min(tokens.length, cfg.evalTokens + 1));
+  const slice = cfg.evalTokens > 0 ? tokens.subarray(0, Math.min(tokens.length, cfg.evalTokens + 1)) : tokens;
   model.eval();
   let nll: Tensor | null = null;
   let correct: Tensor | null = null;
@@ -213,6 +222,8 @@ function effectivePrecision(cfg: TrainConfig, log: (line: string) => void): Prec
 /** Runs (or resumes) one training run into cfg.out. */
 export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<string, unknown>, hooks: Hooks = {}, resume = false): Promise<RunSummary> {
   const log = hooks.log ?? ((l: string) => console.log(l));
+  // Before any work: the run would otherwise fail only after training.
+  if (cfg.testEval && !data.test) throw new Error('testEval: the test split was not loaded (TrainData.test); load it or turn testEval off');
   mkdirSync(cfg.out, { recursive: true });
   const metricsPath = join(cfg.out, 'metrics.jsonl');
   const ckptDir = join(cfg.out, 'checkpoints');
@@ -465,6 +476,11 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   const sample = await generate(model, prompt, { maxNewTokens: cfg.sampleTokens, temperature: 0.8, topK: 40, seed: cfg.seed });
   writeFileSync(join(cfg.out, 'sample.txt'), data.decode([...prompt, ...sample]) + '\n');
   const summary = summarise();
+  if (cfg.testEval) {
+    const r = await evaluate(model, data.test!, cfg, precision);
+    Object.assign(summary, { testLoss: r.valLoss, testPpl: r.valPpl, testAcc: r.valAcc });
+    log(`[${cfg.optimizer}] test split: loss ${r.valLoss.toFixed(4)}  ppl ${r.valPpl.toFixed(1)}  acc ${(r.valAcc * 100).toFixed(2)}%`);
+  }
   writeFileSync(join(cfg.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   model.dispose();
   return summary;
@@ -477,6 +493,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       valLoss: lastEval?.valLoss ?? null,
       valPpl: lastEval?.valPpl ?? null,
       valAcc: lastEval?.valAcc ?? null,
+      testLoss: null,
+      testPpl: null,
+      testAcc: null,
       timePerEpochS: step >= stepsPerEpoch ? (trainS / step) * stepsPerEpoch : null,
       tokensPerS: (step * tokensPerStep) / trainS,
       estimatorOverhead: isSophia && trainMs > 0 ? estimatorMsTotal / trainMs : null,

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import { GPT2, gpt2Config, saveGPT2 } from '../../src/nn/index.ts';
 import { readLatestCheckpoint } from '../../src/train/checkpoint.ts';
+import { readRuns, tableCells } from '../../src/train/report.ts';
 import { trainRun, type Hooks, type TrainConfig } from '../../src/train/trainer.ts';
 import { curve, data } from './helpers.ts';
 
@@ -75,5 +76,30 @@ describe('a run that diverges', () => {
       [null, true],
       [null, true],
     ]);
+  });
+});
+
+describe('evaluation over the whole split, and the test split', () => {
+  it('evalTokens 0 scores the whole validation split; testEval scores the test split once and the table shows it', async () => {
+    const whole = mkdtempSync(join(tmpdir(), 'eval-whole-'));
+    // The test split is the validation split here, so its score must equal the final evaluation.
+    const withTest = { ...data, test: data.valid };
+    const a = await trainRun(config(whole, { maxSteps: 4, evalEvery: 4, evalTokens: 0, testEval: true }), withTest, {}, quiet);
+    expect(a.testLoss).toBe(a.valLoss);
+    expect(a.testAcc).toBe(a.valAcc);
+    // Asking for at least the split's length is the same thing; a short prefix is not.
+    const full = await trainRun(config(mkdtempSync(join(tmpdir(), 'eval-full-')), { maxSteps: 4, evalEvery: 4, evalTokens: data.valid.length }), data, {}, quiet);
+    const prefix = await trainRun(config(mkdtempSync(join(tmpdir(), 'eval-prefix-')), { maxSteps: 4, evalEvery: 4, evalTokens: 32 }), data, {}, quiet);
+    expect(full.valLoss).toBe(a.valLoss);
+    expect(prefix.valLoss).not.toBe(a.valLoss);
+    expect(full.testLoss).toBeNull();
+
+    const { header, rows } = tableCells(readRuns([whole]));
+    const col = header.indexOf('Test loss');
+    expect(col).toBeGreaterThan(header.indexOf('Val accuracy'));
+    expect(rows[0][col]).toBe(a.testLoss!.toFixed(4));
+  });
+  it('testEval without a loaded test split says what is missing', async () => {
+    await expect(trainRun(config(mkdtempSync(join(tmpdir(), 'eval-notest-')), { maxSteps: 1, testEval: true }), data, {}, quiet)).rejects.toThrow(/test split was not loaded/);
   });
 });

@@ -40,6 +40,10 @@ export interface Summary {
   valLoss: number | null;
   valPpl: number | null;
   valAcc: number | null;
+  /** The test split, evaluated once after training (--test-eval); null when it was not. */
+  testLoss: number | null;
+  testPpl: number | null;
+  testAcc: number | null;
   timePerEpochS: number | null;
   tokensPerS: number | null;
   /** Estimator time as a fraction (0–1) of total step time; null for optimizers without one. */
@@ -156,6 +160,9 @@ function deriveSummary(optimizer: string, train: TrainRecord[], evals: EvalRecor
     valLoss: lastEval?.valLoss ?? null,
     valPpl: lastEval?.valPpl ?? null,
     valAcc: lastEval?.valAcc ?? null,
+    testLoss: null, // only summary.json has these (the test split is scored once, after training)
+    testPpl: null,
+    testAcc: null,
     timePerEpochS: null, // needs the epoch length, which only the trainer knows
     tokensPerS: last && stepMs > 0 ? last.tokens / (stepMs / 1000) : null,
     estimatorOverhead: hasEstimator && stepMs > 0 ? estMs / stepMs : null,
