@@ -4,7 +4,13 @@ import { describeAdapter, init, NoAdapterError } from '../src/index.ts';
 try {
   const c = await init();
   console.log(`adapter:  ${describeAdapter(c)}`);
-  console.log(`backend:  ${(c.adapterInfo as unknown as { backendType?: string }).backendType ?? 'vulkan/metal/d3d12 (via Dawn)'}`);
+  // Dawn's Node bindings do not report the backend; each platform's build of npm `webgpu` has one.
+  const reported = (c.adapterInfo as unknown as { backendType?: string }).backendType;
+  const byPlatform: Record<string, string> = { linux: 'Vulkan', darwin: 'Metal', win32: 'D3D12' };
+  console.log(`backend:  ${reported ?? `${byPlatform[process.platform] ?? 'unknown'} (Dawn's backend on ${process.platform}; not reported by the adapter)`}`);
+  const info = c.adapterInfo as unknown as { isFallbackAdapter?: boolean; subgroupMinSize?: number; subgroupMaxSize?: number };
+  console.log(`kind:     ${c.isCpu ? 'CPU (software rasteriser: correct, slow)' : 'GPU'}${info.isFallbackAdapter ? ', fallback adapter' : ''}`);
+  if (info.subgroupMinSize) console.log(`subgroup: ${info.subgroupMinSize}–${info.subgroupMaxSize} lanes`);
   console.log(`features: ${[...c.features].sort().join(', ') || '(none requested were available)'}`);
   console.log('limits:');
   const names = [

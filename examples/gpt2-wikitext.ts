@@ -60,6 +60,18 @@ const SPEC = {
 
 const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 2e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
 const USAGE = 'usage: tsx examples/gpt2-wikitext.ts [flags]';
+
+/** What produced a run, for its config.json: this package, Node, and the WebGPU bindings (Dawn). */
+function versions(): Record<string, string> {
+  const pkg = (p: string) => (JSON.parse(readFileSync(join(root, p), 'utf8')) as { version: string }).version;
+  const out: Record<string, string> = { engine: pkg('package.json'), node: process.version };
+  try {
+    out.webgpu = pkg('node_modules/webgpu/package.json');
+  } catch {
+    out.webgpu = 'unknown';
+  }
+  return out;
+}
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 async function main(): Promise<void> {
@@ -101,7 +113,8 @@ async function main(): Promise<void> {
   const data = { train: train.tokens, valid: valid.tokens, test, decode: (ids: number[]) => tok.decode(ids), encode: (s: string) => tok.encode(s) };
 
   const resumeDir = flags.resume;
-  const outRoot = resumeDir ?? flags.out ?? join('results', new Date().toISOString().replace(/[:.]/g, '-'));
+  // results/<timestamp>-<optimizer>/ (or -all), one <optimizer>/ folder per run inside.
+  const outRoot = resumeDir ?? flags.out ?? join('results', `${new Date().toISOString().replace(/[:.]/g, '-')}-${flags.optimizer}`);
   mkdirSync(outRoot, { recursive: true });
   // A resumed folder continues exactly the runs it holds; otherwise --optimizer decides.
   const names: OptimizerName[] = resumeDir
@@ -171,7 +184,7 @@ async function main(): Promise<void> {
       lossScale: flags.lossScale!,
       lossScaleWindow: flags.lossScaleWindow!,
     } as TrainConfig);
-    const meta = { dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), node: process.version, engine: '0.1.0' };
+    const meta = { dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), versions: versions() };
     console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model}${cfg.precision === 'f16' ? ', precision f16' : ''} ==`);
     const bar = createProgress({ label: name, total: 1, enabled: process.stderr.isTTY });
     const summary = await trainRun(cfg, data, meta, {

@@ -173,6 +173,8 @@ interface Pending {
   scaler: Tensor | null;
   /** 1 if the optimizer took this step, 0 if it skipped it (non-finite gradients); null when it does not check. */
   taken: Tensor | null;
+  /** Sophia, on refresh steps: per layer, [mean h, max h] pairs (see hStatsByLayer). */
+  hStats: { layers: string[]; values: Tensor } | null;
   estimatorMs: number | null;
 }
 
@@ -217,6 +219,34 @@ function effectivePrecision(cfg: TrainConfig, log: (line: string) => void): Prec
   if (ctx().hasF16) return 'f16';
   log(`note: --precision f16 needs the adapter feature 'shader-f16', which ${describeAdapter(ctx())} does not offer; training in f32.`);
   return 'f32';
+}
+
+/** The layer a parameter belongs to: `block3` for h.3.*, else its first name part (wte, wpe, ln_f). */
+const layerOf = (name: string) => (/^h\.(\d+)\./.exec(name) ? `block${/^h\.(\d+)\./.exec(name)![1]}` : name.split('.')[0]);
+
+/**
+ * Sophia's h per layer: the mean over all the layer's coordinates (size-weighted over its
+ * parameters) and the max, as one lazy [2·layers] tensor, read back with the step's metrics.
+ */
+function hStatsByLayer(sophia: O.Sophia, named: readonly O.NamedParam[]): { layers: string[]; values: Tensor } | null {
+  const stats = sophia.hStats();
+  if (stats.size === 0) return null;
+  const byLayer = new Map<string, { sum: Tensor; max: Tensor; size: number }>();
+  for (const p of named) {
+    const s = stats.get(p.name);
+    if (!s) continue;
+    const layer = layerOf(p.name);
+    const acc = byLayer.get(layer);
+    const sum = E.mul(s.mean, p.param.size);
+    if (!acc) byLayer.set(layer, { sum, max: s.max, size: p.param.size });
+    else Object.assign(acc, { sum: E.add(acc.sum, sum), max: E.maximum(acc.max, s.max), size: acc.size + p.param.size });
+  }
+  const layers = [...byLayer.keys()];
+  const parts = layers.flatMap((l) => {
+    const a = byLayer.get(l)!;
+    return [E.reshape(E.mul(a.sum, 1 / a.size), [1]), E.reshape(a.max, [1])];
+  });
+  return { layers, values: E.concat(parts).realize() };
 }
 
 /** Runs (or resumes) one training run into cfg.out. */
@@ -322,8 +352,10 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   const flush = async () => {
     if (pending.length === 0) return;
     const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2]), p.taken ?? E.scalar(1)]);
+    const hStats = pending.flatMap((p) => (p.hStats ? [p.hStats.values] : [])); // after the 6 per step
     beforeWait();
-    const vals = await E.concat(scalars.map((t) => E.reshape(t, [t.size]))).toArray();
+    const vals = await E.concat([...scalars, ...hStats].map((t) => E.reshape(t, [t.size]))).toArray();
+    let hAt = 6 * pending.length;
     afterWait();
     const elapsed = performance.now() - intervalStart;
     const perStep = (elapsed - intervalEstimatorMs) / pending.length;
@@ -352,11 +384,13 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
         stepMs: perStep + (p.estimatorMs ?? 0),
         estimatorMs: p.estimatorMs,
         ...(p.taken ? { skipped: taken === 0 } : {}),
+        ...(p.hStats ? { hStats: Object.fromEntries(p.hStats.layers.map((l, j) => [l, { mean: vals[hAt + 2 * j], max: vals[hAt + 2 * j + 1] }])) } : {}),
         ...(p.scaler ? { lossScale, skippedSteps: skipped } : {}),
       });
       if (p.scaler) lastSkipped = skipped;
+      if (p.hStats) hAt += p.hStats.values.size;
     });
-    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken].forEach((t) => t?.dispose());
+    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken, p.hStats?.values].forEach((t) => t?.dispose());
     pending = [];
     intervalStart = performance.now();
     intervalEstimatorMs = 0;
@@ -430,7 +464,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], hessian });
       const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
       const finite = opt.lastStepFinite();
-      return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null, taken: finite ? E.mul(finite, 1).realize() : null };
+      // h changes only when it is refreshed: its per-layer statistics are recorded then.
+      const hStats = refresh ? hStatsByLayer(opt as O.Sophia, named) : null;
+      return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null, taken: finite ? E.mul(finite, 1).realize() : null, hStats };
     });
     step++;
     recordedSinceWait++;

@@ -103,3 +103,33 @@ describe('evaluation over the whole split, and the test split', () => {
     await expect(trainRun(config(mkdtempSync(join(tmpdir(), 'eval-notest-')), { maxSteps: 1, testEval: true }), data, {}, quiet)).rejects.toThrow(/test split was not loaded/);
   });
 });
+
+describe("Sophia's h statistics per layer", () => {
+  it('are recorded at each refresh step, and the last ones match the h the final checkpoint holds', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'hstats-'));
+    await trainRun(config(out, { maxSteps: 8, hessEvery: 3, checkpointEvery: 0 }), data, {}, quiet);
+    const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'train');
+    // Refreshes before steps 1, 4 and 7 (stepCount 0, 3, 6).
+    expect(rows.filter((r) => r.hStats).map((r) => r.step)).toEqual([1, 4, 7]);
+    const last = rows.find((r) => r.step === 7).hStats as Record<string, { mean: number; max: number }>;
+    expect(Object.keys(last)).toEqual(['wte', 'wpe', 'block0', 'ln_f']);
+    // h is not touched after the last refresh: recompute the statistics from the checkpoint.
+    const ck = readLatestCheckpoint(join(out, 'checkpoints'));
+    const want = new Map<string, { sum: number; n: number; max: number }>();
+    for (const [name, t] of ck.tensors) {
+      const m = /^opt\.state\.(.+)\.h$/.exec(name);
+      if (!m) continue;
+      const layer = /^h\.(\d+)\./.test(m[1]) ? `block${/^h\.(\d+)\./.exec(m[1])![1]}` : m[1].split('.')[0];
+      const a = want.get(layer) ?? { sum: 0, n: 0, max: -Infinity };
+      for (const v of t.data as Float32Array) (a.sum += v), (a.max = Math.max(a.max, v));
+      a.n += t.data.length;
+      want.set(layer, a);
+    }
+    expect([...want.keys()].sort()).toEqual(Object.keys(last).sort());
+    for (const [layer, a] of want) {
+      expect(last[layer].max, layer).toBe(Math.fround(a.max));
+      expect(Math.abs(last[layer].mean - a.sum / a.n) / (a.sum / a.n), layer).toBeLessThan(1e-5);
+      expect(last[layer].mean, layer).toBeGreaterThan(0); // GNB: ĝ⊙ĝ ≥ 0, and some are > 0
+    }
+  });
+});
