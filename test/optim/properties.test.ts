@@ -150,66 +150,100 @@ describe('sign symmetry and fixed points', () => {
     );
   });
 
-  it('a zero gradient with no weight decay and no momentum leaves parameters unchanged', async () => {
-    for (const make of [
-      (p: O.NamedParam) => new O.SGD([p], { lr: 0.1 }),
-      (p: O.NamedParam) => new O.Adam([p], { lr: 0.1 }),
-      (p: O.NamedParam) => new O.AdamW([p], { lr: 0.1, weightDecay: 0 }),
-      (p: O.NamedParam) => new O.Sophia([p], { lr: 0.1, weightDecay: 0 }),
-    ]) {
-      const p = param([3, 2], 5);
-      const before = Array.from(await p.param.toArray());
-      const opt = make(p);
-      for (let t = 0; t < 3; t++) {
-        p.param.grad = E.zeros([3, 2]);
-        opt.step();
-      }
-      expect(Array.from(await p.param.toArray())).toEqual(before);
-    }
+  it('a zero gradient with no weight decay and no momentum leaves parameters unchanged (every optimizer)', async () => {
+    const kinds = ['sgd', 'adam', 'adamw', 'sophia-paper', 'sophia-official'] as const;
+    await fc.assert(
+      fc.asyncProperty(shapeArb, hyper, fc.constantFrom(...kinds), async (s, h, kind) => {
+        const p = param(s, h.seed);
+        const before = Array.from(await p.param.toArray());
+        const opt =
+          kind === 'sgd'
+            ? new O.SGD([p], { lr: h.lr })
+            : kind === 'adam'
+              ? new O.Adam([p], { lr: h.lr, betas: [h.b1, h.b2] })
+              : kind === 'adamw'
+                ? new O.AdamW([p], { lr: h.lr, betas: [h.b1, h.b2], weightDecay: 0 })
+                : new O.Sophia([p], { lr: h.lr, betas: [h.b1, h.b2], weightDecay: 0, gamma: h.gamma, rho: h.gamma, form: kind === 'sophia-paper' ? 'paper' : 'official', hessianEvery: 2 });
+        for (let t = 0; t < h.steps; t++) {
+          if (opt instanceof O.Sophia && opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(Float32Array.from(values(p.param.size, h.seed + t)), [...s]))]]), 8);
+          p.param.grad = E.zeros([...s]);
+          opt.step();
+        }
+        expect(Array.from(await p.param.toArray())).toEqual(before);
+      }),
+      { numRuns: 20 },
+    );
   });
 });
 
 describe('state dicts', () => {
-  it('save → load continues on exactly the same trajectory (all optimizers)', async () => {
-    const kinds = ['sgd', 'adam', 'sophia'] as const;
-    for (const kind of kinds) {
-      const make = (p: O.NamedParam) =>
-        kind === 'sgd' ? new O.SGD([p], { lr: 0.05, momentum: 0.9 }) : kind === 'adam' ? new O.AdamW([p], { lr: 0.01 }) : new O.Sophia([p], { lr: 0.01, hessianEvery: 2 });
-      const step = (opt: O.Optimizer, p: O.NamedParam, t: number) => {
-        if (opt instanceof O.Sophia && opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(Float32Array.from(values(6, 300 + t)), [3, 2]))]]), 4);
-        setGrad(p, 100 + t);
-        opt.step();
-      };
-      const a = param([3, 2], 9);
-      const optA = make(a);
-      for (let t = 0; t < 3; t++) step(optA, a, t);
-      const saved = optA.stateDict();
-      const copies = new Map([...saved.tensors].map(([k, t]) => [k, t.contiguousCopy()] as const));
-      const b = { name: 'w', param: a.param.contiguousCopy().requiresGrad_() };
-      const optB = make(b);
-      optB.loadStateDict({ json: JSON.parse(JSON.stringify(saved.json)), tensors: copies });
-      for (let t = 3; t < 7; t++) {
-        step(optA, a, t);
-        step(optB, b, t);
-      }
-      expect(Array.from(await b.param.toArray())).toEqual(Array.from(await a.param.toArray()));
-    }
+  it('save → load continues on exactly the same trajectory (every optimizer, random split point)', async () => {
+    const kinds = ['sgd', 'sgd-nesterov', 'adam', 'adamw-amsgrad', 'sophia'] as const;
+    await fc.assert(
+      fc.asyncProperty(shapeArb, hyper, fc.constantFrom(...kinds), fc.integer({ min: 1, max: 4 }), async (s, h, kind, after) => {
+        const make = (p: O.NamedParam) =>
+          kind === 'sgd'
+            ? new O.SGD([p], { lr: h.lr, momentum: h.b1, weightDecay: h.wd })
+            : kind === 'sgd-nesterov'
+              ? new O.SGD([p], { lr: h.lr, momentum: Math.max(h.b1, 0.1), nesterov: true })
+              : kind === 'adam'
+                ? new O.Adam([p], { lr: h.lr, betas: [h.b1, h.b2], weightDecay: h.wd })
+                : kind === 'adamw-amsgrad'
+                  ? new O.AdamW([p], { lr: h.lr, betas: [h.b1, h.b2], weightDecay: h.wd, amsgrad: true })
+                  : new O.Sophia([p], { lr: h.lr, betas: [h.b1, h.b2], weightDecay: h.wd, gamma: h.gamma, hessianEvery: 2, biasCorrection: true });
+        const step = (opt: O.Optimizer, p: O.NamedParam, t: number) => {
+          if (opt instanceof O.Sophia && opt.wantsHessian()) opt.updateHessian(new Map([['w', E.abs(E.tensor(Float32Array.from(values(p.param.size, h.seed + 300 + t)), [...s]))]]), 4);
+          setGrad(p, h.seed + 100 + t);
+          opt.step();
+        };
+        const a = param(s, h.seed);
+        const optA = make(a);
+        for (let t = 0; t < h.steps; t++) step(optA, a, t);
+        const saved = optA.stateDict();
+        const copies = new Map([...saved.tensors].map(([k, t]) => [k, t.contiguousCopy()] as const));
+        const b = { name: 'w', param: a.param.contiguousCopy().requiresGrad_() };
+        const optB = make(b);
+        optB.loadStateDict({ json: JSON.parse(JSON.stringify(saved.json)), tensors: copies });
+        for (let t = h.steps; t < h.steps + after; t++) {
+          step(optA, a, t);
+          step(optB, b, t);
+        }
+        expect(Array.from(await b.param.toArray())).toEqual(Array.from(await a.param.toArray()));
+      }),
+      { numRuns: 20 },
+    );
   });
 });
 
 describe('estimators', () => {
-  it('GNB estimates are ≥ 0 and scale with B in the paper form only', async () => {
+  it('GNB estimates are ≥ 0 and scale with B in the paper form only (random models, batches, vocabularies)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 6 }), // batch rows B
+        fc.integer({ min: 1, max: 5 }), // features
+        fc.integer({ min: 2, max: 9 }), // vocabulary
+        fc.integer({ min: 1, max: 1e6 }),
+        fc.double({ min: 0.1, max: 5, noNaN: true }), // logit scale: near-uniform to peaked softmax
+        async (B, C, V, seed, scale) => {
+          const W = { name: 'W', param: E.tensor(Float32Array.from(values(C * V, seed), (v) => v * scale), [C, V]).requiresGrad_() };
+          const x = E.tensor(Float32Array.from(values(B * C, seed + 1)), [B, C]);
+          const sampledWith = (gen: E.Generator) => (w: E.Tensor) => {
+            const logits = E.matmul(x, w);
+            return E.mean(E.sub(E.logsumexp(logits, -1), E.takeAlongLastAxis(logits, E.categorical(E.detach(logits), gen))));
+          };
+          const paper = await O.gnbEstimate(sampledWith(new E.Generator(seed)), [W], B, 'paper').get('W')!.toArray();
+          const official = await O.gnbEstimate(sampledWith(new E.Generator(seed)), [W], B, 'official').get('W')!.toArray();
+          expect(paper.every((v) => v >= 0)).toBe(true);
+          expectClose(paper, Array.from(official, (v) => B * v), 1e-6, 1e-30, 'B·ĝ⊙ĝ vs ĝ⊙ĝ');
+        },
+      ),
+      { numRuns: 25 },
+    );
+    // And not trivially: a generic model gives some positive curvature.
     const W = { name: 'W', param: E.tensor(Float32Array.from(values(12, 3)), [4, 3]).requiresGrad_() };
     const x = E.tensor(Float32Array.from(values(8, 4)), [2, 4]);
-    const sampledWith = (gen: E.Generator) => (w: E.Tensor) => {
-      const logits = E.matmul(x, w);
-      return E.mean(E.sub(E.logsumexp(logits, -1), E.takeAlongLastAxis(logits, E.categorical(E.detach(logits), gen))));
-    };
-    const paper = await O.gnbEstimate(sampledWith(new E.Generator(1)), [W], 2, 'paper').get('W')!.toArray();
-    const official = await O.gnbEstimate(sampledWith(new E.Generator(1)), [W], 2, 'official').get('W')!.toArray();
-    expect(paper.every((v) => v >= 0)).toBe(true);
-    expect(paper.some((v) => v > 0)).toBe(true);
-    expectClose(paper, Array.from(official, (v) => 2 * v), 1e-6, 0, 'B·ĝ⊙ĝ vs ĝ⊙ĝ');
+    const est = await O.gnbEstimate((w) => E.mean(E.sub(E.logsumexp(E.matmul(x, w), -1), E.takeAlongLastAxis(E.matmul(x, w), E.categorical(E.detach(E.matmul(x, w)), new E.Generator(1))))), [W], 2, 'paper').get('W')!.toArray();
+    expect(est.some((v) => v > 0)).toBe(true);
   });
 
   it('Hutchinson is unbiased: the mean of u⊙(Au) over probes converges to diag(A)', async () => {
