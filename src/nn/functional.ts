@@ -68,11 +68,23 @@ export let lastAttention: 'fused' | 'composed' | 'none' = 'none';
  * 2.68/2.79/2.33× fused vs 4.34/3.23/3.24× composed; its wall ms/step swung with the machine's load
  * (the PyTorch peer in the same runs ranged 615–4115 ms), so it does not rank the two.
  */
-export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor, drop?: AttentionDropout): Tensor {
   raw.checkAttentionShapes('causalAttention', q, k, v);
-  const fused = attentionStrategy !== 'composed' && fusedAttentionFits(q, k, v);
+  // Dropout on the attention probabilities needs them materialised: the composition does that.
+  const dropping = drop !== undefined && drop.p > 0;
+  const fused = !dropping && attentionStrategy !== 'composed' && fusedAttentionFits(q, k, v);
   lastAttention = fused ? 'fused' : 'composed';
-  return fused ? ops.fusedCausalAttention(q, k, v) : composedCausalAttention(q, k, v);
+  return fused ? ops.fusedCausalAttention(q, k, v) : composedCausalAttention(q, k, v, drop);
+}
+
+/**
+ * Dropout on the attention probabilities (nanoGPT's attn_dropout, HF's attn_pdrop,
+ * scaled_dot_product_attention's dropout_p): each weight is zeroed with probability p and the
+ * survivors scaled by 1/(1−p), with masks drawn from `gen`.
+ */
+export interface AttentionDropout {
+  p: number;
+  gen: ops.Generator;
 }
 
 /** Whether this adapter runs the fused kernel, the head size and dtype are its, and every operand fits one storage binding. */
@@ -84,13 +96,14 @@ function fusedAttentionFits(q: Tensor, k: Tensor, v: Tensor): boolean {
 }
 
 /** softmax(q·kᵀ/√D with −∞ above the diagonal)·v from engine ops (materialises [B, H, T, T]). */
-export function composedCausalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+export function composedCausalAttention(q: Tensor, k: Tensor, v: Tensor, drop?: AttentionDropout): Tensor {
   const T = q.shape[2];
   const D = q.shape[3];
   const scores = mul(matmul(q, ops.transpose(k)), 1 / Math.sqrt(D));
   const masked = where(causalMask(T), scores, -Infinity);
   // Under autocast('f16') the products are f16 and the softmax f32 (lowp/fullp are no-ops otherwise).
-  return matmul(lowp(softmax(fullp(masked), -1)), v);
+  const probs = softmax(fullp(masked), -1);
+  return matmul(lowp(drop && drop.p > 0 ? dropout(probs, drop.p, drop.gen) : probs), v);
 }
 
 /**

@@ -4,7 +4,7 @@
 import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { causalAttention, dropout, gelu, headLogits, layerNorm, linear, lmHeadCrossEntropy, lmHeadCrossEntropyWithGnbDelta, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
+import { causalAttention, dropout, type AttentionDropout, gelu, headLogits, layerNorm, linear, lmHeadCrossEntropy, lmHeadCrossEntropyWithGnbDelta, lmHeadEvalSums, lmHeadSampledCrossEntropy } from './functional.ts';
 import { Module } from './module.ts';
 
 export interface GPT2Config {
@@ -68,13 +68,14 @@ class Attention extends Module {
     // Residual projections are scaled by 1/√(2·n_layer) (GPT-2 paper, §2.3).
     this.c_proj = this.child('c_proj', new Conv1D(cfg.nEmbd, cfg.nEmbd, std / Math.sqrt(2 * cfg.nLayer), gen));
   }
-  forward(x: Tensor): Tensor {
+  /** `drop`: dropout on the attention probabilities (training with cfg.dropout > 0). */
+  forward(x: Tensor, drop?: AttentionDropout): Tensor {
     const [B, T, C] = x.shape;
     const H = this.cfg.nHead;
     const D = C / H;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
     const heads = ops.split(qkv, C, -1).map((t) => ops.permute(ops.reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
-    const y = causalAttention(heads[0], heads[1], heads[2]); // [B, H, T, D]
+    const y = causalAttention(heads[0], heads[1], heads[2], drop); // [B, H, T, D]
     return this.c_proj.forward(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, C]));
   }
 
@@ -133,8 +134,9 @@ class Block extends Module {
     this.mlp = this.child('mlp', new MLP(cfg, gen));
   }
   forward(x: Tensor): Tensor {
+    // nanoGPT's three dropouts: attention probabilities, and each residual branch's output.
     const p = this.training ? this.cfg.dropout : 0;
-    x = ops.add(x, dropout(this.attn.forward(this.ln_1.forward(x)), p, this.gen));
+    x = ops.add(x, dropout(this.attn.forward(this.ln_1.forward(x), { p, gen: this.gen }), p, this.gen));
     return ops.add(x, dropout(this.mlp.forward(this.ln_2.forward(x)), p, this.gen));
   }
   forwardCached(x: Tensor, cache: LayerCache, pos: number): Tensor {

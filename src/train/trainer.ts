@@ -21,6 +21,8 @@ export interface TrainConfig {
   nLayer: number | null;
   nHead: number | null;
   nEmbd: number | null;
+  /** nanoGPT's dropout (attention probabilities, residual branches, embeddings) while training; absent = 0. */
+  dropout?: number;
   batchSize: number;
   gradAccum: number;
   context: number;
@@ -101,8 +103,10 @@ export interface Hooks {
 const PRESETS = ['tiny', 'small', 'gpt2'];
 
 function buildModel(cfg: TrainConfig): GPT2 {
+  const d = cfg.dropout ?? 0;
+  if (!(d >= 0 && d < 1)) throw new Error(`--dropout must be in [0, 1) (the probability of zeroing an activation); got ${d}`);
   if (PRESETS.includes(cfg.model)) {
-    const overrides = Object.fromEntries(Object.entries({ nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd }).filter(([, v]) => v !== null));
+    const overrides = Object.fromEntries(Object.entries({ nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd, dropout: cfg.dropout ?? 0 }).filter(([, v]) => v !== null));
     const c = gpt2Config(cfg.model, overrides);
     if (cfg.context > c.nPositions) c.nPositions = cfg.context;
     return new GPT2(c, cfg.seed);
@@ -112,6 +116,7 @@ function buildModel(cfg: TrainConfig): GPT2 {
   }
   const m = loadGPT2(cfg.model);
   if (cfg.context > m.config.nPositions) throw new Error(`--context ${cfg.context} exceeds the loaded model's context length ${m.config.nPositions}`);
+  m.config.dropout = cfg.dropout ?? 0; // a training choice, not part of the weights
   return m;
 }
 

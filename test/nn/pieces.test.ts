@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import * as N from '../../src/nn/index.ts';
 import * as R from '../../src/reference/ndarray.ts';
+import { uniform } from '../../src/reference/philox.ts';
 import { expectClose, randomArray, toGpu } from '../helpers.ts';
 
 beforeAll(async () => {
@@ -44,6 +45,65 @@ describe('causal attention', () => {
     const mask = R.NDArray.from(Array.from({ length: T * T }, (_, i) => (Math.floor(i / T) >= i % T ? 1 : 0)), [T, T]);
     const expected = R.matmul(R.softmax(R.where(mask, s, -Infinity)), v);
     expectClose(await N.causalAttention(toGpu(q), toGpu(k), toGpu(v)).toArray(), expected.data, 1e-5, 1e-6, 'attention');
+  });
+});
+
+describe('attention dropout (nanoGPT attn_dropout)', () => {
+  it('drops attention probabilities with the Philox mask: (softmax(masked)⊙keep/(1−p))·v in float64', async () => {
+    const [B, H, T, D] = [1, 2, 5, 3];
+    const q = randomArray([B, H, T, D], 31);
+    const k = randomArray([B, H, T, D], 32);
+    const v = randomArray([B, H, T, D], 33);
+    const p = 0.3;
+    const y = await N.causalAttention(toGpu(q), toGpu(k), toGpu(v), { p, gen: new E.Generator(77) }).toArray();
+    expect(N.lastAttention).toBe('composed');
+    // A fresh generator's first draw: Philox uniforms at counter 0, kept where u < 1 − p.
+    const u = uniform(B * H * T * T, 77, 0);
+    const keep = R.NDArray.from(Array.from(u, (x) => (x < 1 - p ? 1 / (1 - p) : 0)), [B, H, T, T]);
+    const mask = R.NDArray.from(Array.from({ length: T * T }, (_, i) => (Math.floor(i / T) >= i % T ? 1 : 0)), [T, T]);
+    const probs = R.softmax(R.where(mask, R.mul(R.matmul(q, R.transpose(k)), 1 / Math.sqrt(D)), -Infinity));
+    expect(keep.data.some((x) => x === 0)).toBe(true); // something was dropped
+    expectClose(y, R.matmul(R.mul(probs, keep), v).data, 1e-5, 1e-6, 'attention with dropout');
+    // p = 0 (or no dropout) is the plain attention, fused where it can be.
+    const plain = await N.causalAttention(toGpu(q), toGpu(k), toGpu(v), { p: 0, gen: new E.Generator(77) }).toArray();
+    expectClose(plain, R.matmul(probs, v).data, 1e-5, 1e-6, 'p = 0');
+  });
+  it('GPT-2 with dropout: training-mode losses vary with the masks, eval mode is deterministic and mask-free', async () => {
+    const model = new N.GPT2(N.gpt2Config('tiny', { nLayer: 1, nHead: 2, nEmbd: 16, vocabSize: 64, nPositions: 8, dropout: 0.2 }), 4);
+    const ids = E.tensor(Int32Array.from([1, 5, 9, 2, 7, 3, 3, 8]), [1, 8], 'i32');
+    const tg = E.tensor(Int32Array.from([5, 9, 2, 7, 3, 3, 8, 1]), [1, 8], 'i32');
+    const train = [await model.loss(ids, tg).item(), await model.loss(ids, tg).item()];
+    expect(train[0]).not.toBe(train[1]);
+    model.eval();
+    const evalLoss = [await model.loss(ids, tg).item(), await model.loss(ids, tg).item()];
+    expect(evalLoss[0]).toBe(evalLoss[1]);
+    const noDrop = new N.GPT2(N.gpt2Config('tiny', { nLayer: 1, nHead: 2, nEmbd: 16, vocabSize: 64, nPositions: 8, dropout: 0 }), 4);
+    expect(await noDrop.loss(ids, tg).item()).toBe(evalLoss[0]);
+  });
+});
+
+describe('GPT-2 initialisation', () => {
+  it('weights N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer)), biases 0, LayerNorm 1 and 0', async () => {
+    const L = 3;
+    const model = new N.GPT2(N.gpt2Config('tiny', { nLayer: L, nHead: 2, nEmbd: 64, vocabSize: 512, nPositions: 32 }), 9);
+    const stats = (x: Float32Array) => {
+      const mean = x.reduce((a, b) => a + b, 0) / x.length;
+      return { mean, std: Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length) };
+    };
+    for (const [name, p] of model.namedParameters()) {
+      const x = (await p.toArray()) as Float32Array;
+      if (/\.bias$/.test(name)) {
+        expect(x.every((v) => v === 0), name).toBe(true);
+      } else if (/ln_\d\.weight|ln_f\.weight/.test(name)) {
+        expect(x.every((v) => v === 1), name).toBe(true);
+      } else {
+        const want = /c_proj\.weight$/.test(name) ? 0.02 / Math.sqrt(2 * L) : 0.02;
+        const { mean, std } = stats(x);
+        // n ≥ 4096 draws: the sample std is within ~2.2% of σ (5 standard errors), the mean within 5σ/√n.
+        expect(Math.abs(std / want - 1), `${name} std ${std}`).toBeLessThan(5 / Math.sqrt(2 * x.length));
+        expect(Math.abs(mean), `${name} mean`).toBeLessThan((5 * want) / Math.sqrt(x.length));
+      }
+    }
   });
 });
 
