@@ -1,8 +1,12 @@
 // `npm run demo`: a gradient and an exact Hessian-vector product computed on the GPU, checked
 // against finite differences, with the adapter that ran them.
-import { describeAdapter, grad, hvp, init, matmul, mean, softmax, sum, tanh, tensor, type Tensor } from '../src/index.ts';
+import { describeAdapter, grad, hvp, init, matmul, mean, NoAdapterError, softmax, sum, tanh, tensor, type Tensor } from '../src/index.ts';
 
-const c = await init();
+const c = await init().catch((e: unknown) => {
+  if (!(e instanceof NoAdapterError)) throw e;
+  console.error(e.message); // says what to run; a stack trace from inside Dawn would not
+  process.exit(1);
+});
 console.log(`adapter: ${describeAdapter(c)}\n`);
 
 // A small smooth "loss": mean(tanh(x·W)) weighted by a softmax over each row.

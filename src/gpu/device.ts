@@ -71,7 +71,13 @@ async function open(): Promise<GpuContext> {
   const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
-  const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+  } catch (e) {
+    const name = `${adapter.info.vendor} ${adapter.info.device}`.trim() || 'the adapter';
+    throw new Error(`${name} offered an adapter but refused a device with its own limits and features (${features.join(', ') || 'none'}): ${(e as Error).message}. Run \`npm run doctor\` to see what it reports; on a CPU-only Debian machine \`npm run setup\` installs a driver that works.`);
+  }
   device.addEventListener('uncapturederror', (ev) => {
     // Validation errors mean an engine bug: the next readback throws instead of returning
     // silently wrong numbers.
