@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as E from '../src/index.ts';
-import { functionalCall, loadGPT2, readSafetensors, writeSafetensors, type HostTensor } from '../src/nn/index.ts';
+import { functionalCall, headLogits, loadGPT2, readSafetensors, writeSafetensors, type HostTensor } from '../src/nn/index.ts';
 import * as O from '../src/optim/index.ts';
 
 const USAGE =
@@ -111,7 +111,8 @@ console.log(`model: ${model.config.nLayer} layers, ${model.config.nHead} heads, 
 const traced: [string, E.Tensor][] = [];
 const logits = E.noGrad(() => {
   const h = model.hidden(inputs, (name, x) => traced.push([name, x]));
-  return E.reshape(E.matmul(E.reshape(h, [B * T, -1]), E.transpose(model.wte)), [B, T, V]);
+  // The LM head as training computes it: in vocabulary slices where W exceeds one storage binding.
+  return E.reshape(headLogits(E.reshape(h, [B * T, -1]), model.wte), [B, T, V]);
 });
 console.log('\nactivations');
 for (const [name, x] of traced) console.log(`  ${name.padEnd(12)} ${await stats(x)}`);

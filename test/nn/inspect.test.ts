@@ -49,6 +49,31 @@ describe('examples/gpt2-inspect.ts', () => {
       expect(Array.from(got.get(`param.${n}`)!.data).every((v, i) => Math.abs(v - p0[i]) <= 0.02 * (1 + 1e-5))).toBe(true);
     }
   });
+  it('--steps 3 --optimizer adamw writes the parameters torch.optim.AdamW reaches (the fixture)', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out,
+        '--steps', '3', '--optimizer', 'adamw', '--lr', '1e-2', '--beta1', '0.9', '--beta2', '0.95', '--eps', '1e-8', '--weight-decay', '0.1'],
+      { cwd: root, stdio: 'pipe' },
+    );
+    const got = readSafetensors(out).tensors;
+    const ref = readSafetensors(fx + 'reference.safetensors').tensors;
+    const initial = readSafetensors(fx + 'model/model.safetensors').tensors;
+    const names = [...ref.keys()].filter((k) => k.startsWith('adamw.')).map((k) => k.slice(6));
+    expect(names.length).toBe(28);
+    for (const n of names) {
+      const [p, want, g, p0] = [got.get(`param.${n}`)!.data, ref.get(`adamw.${n}`)!.data, ref.get(`grad.${n}`)!.data, initial.get(n)!.data];
+      const scale = Math.max(...Array.from(want, Math.abs));
+      const gScale = Math.max(...Array.from(g, Math.abs));
+      for (let i = 0; i < p.length; i++) {
+        // As in gpt2-pytorch.test.ts: where the true gradient is zero, f32 noise makes Adam step; only |Δθ| ≤ 3·lr holds.
+        if (Math.abs(g[i]) > 1e-7 * gScale) expect(Math.abs(p[i] - want[i]), `param.${n}[${i}]`).toBeLessThanOrEqual(1e-4 * scale);
+        else expect(Math.abs(p[i] - p0[i]), `param.${n}[${i}] (zero gradient)`).toBeLessThanOrEqual(3 * 1e-2 * (1 + 1e-3) + 3 * 1e-3 * Math.abs(p0[i]));
+      }
+      for (const key of ['m', 'v']) expect(got.has(`state.${n}.${key}`), `state.${n}.${key}`).toBe(true);
+    }
+  });
   it('rejects unknown flags and malformed token files with a clear message', () => {
     const run = (args: string[]) => {
       try {
