@@ -24,6 +24,8 @@ const SPEC = {
   dropout: { type: 'number', default: 0, min: 0, help: "dropout while training (nanoGPT's: attention probabilities, residual branches, embeddings); must be < 1" },
   dataset: { type: 'string', default: null, choices: ['wikitext-2', 'wikitext-2-raw', 'wikitext-103', 'wikitext-103-raw', 'sotu'], help: 'corpus (default: WikiText-2, or the embedded corpus when WikiText is not found)' },
   dataDir: { type: 'string', default: null, help: 'folder holding the corpus (else $WIKITEXT_DIR, the user cache, ../shared/data)' },
+  detokenize: { type: 'bool', default: false, help: "undo WikiText's ' @-@ ', ' @,@ ', ' @.@ ' escapes and tokenizer spacing before GPT-2 tokenization (docs/data.md)" },
+  rebuildCache: { type: 'bool', default: false, help: 'tokenize the splits again, overwriting their token caches' },
   download: { type: 'bool', default: true, help: 'download WikiText from the Hugging Face Hub into the user cache when it is not found (--download=false: never touch the network)' },
   batchSize: { type: 'int', default: 8, min: 1, help: 'sequences per micro-batch' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
@@ -93,24 +95,27 @@ async function main(): Promise<void> {
   const ctx = await E.init();
   console.log(`adapter: ${E.describeAdapter(ctx)}`);
 
-  // A resumed run scores the test split at its end if it was started with --test-eval.
-  const resumedWantTest =
+  // A resumed run keeps the data choices it was started with: the test split scored at its end
+  // (--test-eval) and the same token stream (--detokenize), whatever this command line says.
+  const resumed = (key: 'testEval' | 'detokenize') =>
     flags.resume !== null &&
     OPTIMIZERS.some((n) => {
       const f = join(flags.resume!, n, 'config.json');
-      return existsSync(f) && (JSON.parse(readFileSync(f, 'utf8')) as TrainConfig).testEval === true;
+      return existsSync(f) && (JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>)[key] === true;
     });
-  const wantTest = flags.testEval || resumedWantTest;
+  const wantTest = flags.testEval || resumed('testEval');
+  const detokenize = flags.detokenize || resumed('detokenize');
 
   // The data: WikiText-2 by default; this checkout's development copy sits in ../shared/data.
   const shared = resolve(root, '../shared/data');
   const dataDir = flags.dataDir ?? (!process.env.WIKITEXT_DIR && existsSync(shared) ? shared : undefined);
   const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: wantTest ? ['train', 'valid', 'test'] : ['train', 'valid'], allowDownload: flags.download });
   if (corpus.banner) console.log(corpus.banner);
-  const [train, valid] = [await tokenizeSplit(corpus, 'train'), await tokenizeSplit(corpus, 'valid')];
+  const tokOpts = { detokenize, rebuildCache: flags.rebuildCache };
+  const [train, valid] = [await tokenizeSplit(corpus, 'train', tokOpts), await tokenizeSplit(corpus, 'valid', tokOpts)];
   console.log(`data: ${corpus.title}: ${train.tokens.length.toLocaleString('en-US')} train / ${valid.tokens.length.toLocaleString('en-US')} valid tokens (${train.fromCache ? 'cached' : 'tokenized'})`);
   const tok = loadGpt2Tokenizer();
-  const test = wantTest ? (await tokenizeSplit(corpus, 'test')).tokens : undefined;
+  const test = wantTest ? (await tokenizeSplit(corpus, 'test', tokOpts)).tokens : undefined;
   const data = { train: train.tokens, valid: valid.tokens, test, decode: (ids: number[]) => tok.decode(ids), encode: (s: string) => tok.encode(s) };
 
   const resumeDir = flags.resume;
@@ -186,7 +191,7 @@ async function main(): Promise<void> {
       lossScale: flags.lossScale!,
       lossScaleWindow: flags.lossScaleWindow!,
     } as TrainConfig);
-    const meta = { dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), versions: versions() };
+    const meta = { detokenize, dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), versions: versions() };
     console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model}${cfg.precision === 'f16' ? ', precision f16' : ''} ==`);
     const bar = createProgress({ label: name, total: 1, enabled: process.stderr.isTTY });
     const summary = await trainRun(cfg, data, meta, {
