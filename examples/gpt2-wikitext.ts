@@ -30,7 +30,7 @@ const SPEC = {
   batchSize: { type: 'int', default: 8, min: 1, help: 'sequences per micro-batch' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
   context: { type: 'int', default: 64, min: 2, help: 'tokens per sequence' },
-  lr: { type: 'number', default: null, min: 0, help: 'peak learning rate (default per optimizer: sophia 2e-3, sophia-h 2e-3, adam/adamw 3e-3, sgd 0.3)' },
+  lr: { type: 'number', default: null, min: 0, help: 'peak learning rate (default per optimizer: sophia 3e-3, sophia-h 2e-3, adam/adamw 3e-3, sgd 0.3)' },
   minLr: { type: 'number', default: null, min: 0, help: 'final learning rate of the cosine schedule (default lr/10)' },
   warmup: { type: 'int', default: 3, min: 0, help: 'linear warm-up steps' },
   schedule: { type: 'string', default: 'cosine', choices: ['cosine', 'cosine-restarts', 'constant'], help: 'learning-rate schedule after warm-up' },
@@ -61,7 +61,7 @@ const SPEC = {
   sampleTokens: { type: 'int', default: 40, min: 0, help: 'tokens of text to generate after training' },
 } satisfies Record<string, FlagSpec>;
 
-const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 2e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
+const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 3e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
 const USAGE = 'usage: tsx examples/gpt2-wikitext.ts [flags]';
 
 /** What produced a run, for its config.json: this package, Node, and the WebGPU bindings (Dawn). */

@@ -143,6 +143,20 @@ describe('indexing', () => {
   });
 });
 
+describe('sign and comparisons', () => {
+  it('sign, lt, le, gt, ge, eq, ne match the reference, ties and broadcasting included', async () => {
+    // Values on a coarse grid, so ties (a = b) really occur; b broadcasts along the rows.
+    const a = R.NDArray.from(Array.from({ length: 12 }, (_, i) => ((i * 7) % 5) - 2), [3, 4]);
+    const b = R.NDArray.from([-1, 0, 1, 2], [4]);
+    expect(Array.from(await E.sign(toGpu(a)).toArray())).toEqual(Array.from(R.sign(a).data, (x) => x + 0)); // -0 → 0
+    for (const op of ['lt', 'le', 'gt', 'ge', 'eq', 'ne'] as const) {
+      const got = await (E[op] as (x: E.Tensor, y: E.Tensor) => E.Tensor)(toGpu(a), toGpu(b)).toArray();
+      expect(Array.from(got), op).toEqual(Array.from(R[op](a, b).data));
+    }
+    expect(Array.from(await E.ge(toGpu(a), 0).toArray())).toEqual(Array.from(R.ge(a, 0).data));
+  });
+});
+
 describe('creation and random numbers', () => {
   it('zeros / ones / full / arange', async () => {
     expect(Array.from(await E.arange(2, 7, 2).toArray())).toEqual([2, 4, 6]);
@@ -155,6 +169,14 @@ describe('creation and random numbers', () => {
     expect(Array.from(u)).toEqual(Array.from(uniform(1001, 1234, 0)));
     const n = await g.randn([999]).toArray();
     expectClose(n, normal(999, 1234, Math.ceil(1001 / 4)), 1e-5, 1e-5, 'normal');
+  });
+  it('bernoulli and Rademacher draws are the reference uniforms thresholded, bit for bit', async () => {
+    const { uniform } = await import('../../src/reference/philox.ts');
+    const g = new E.Generator(99);
+    const b = await g.bernoulli([4, 257], 0.3).toArray();
+    expect(Array.from(b)).toEqual(Array.from(uniform(4 * 257, 99, 0), (u) => (u < 0.3 ? 1 : 0)));
+    const r = await g.rademacher([513]).toArray();
+    expect(Array.from(r)).toEqual(Array.from(uniform(513, 99, Math.ceil((4 * 257) / 4)), (u) => (u < 0.5 ? 1 : -1)));
   });
   it('same seed, same numbers; different seed, different numbers', async () => {
     const a = await new E.Generator(7).randn([64]).toArray();
