@@ -11,14 +11,19 @@ import { expectClose } from '../helpers.ts';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fx = join(root, 'test/fixtures/gpt2/');
 
+/** Runs the inspection command on the fixture's model and batch with `extra` flags; returns what it wrote. */
+function inspect(extra: string[]) {
+  const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
+  execFileSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out, ...extra], {
+    cwd: root,
+    stdio: 'pipe',
+  });
+  return readSafetensors(out).tensors;
+}
+
 describe('examples/gpt2-inspect.ts', () => {
   it('writes logits, loss, gradients and HVPs that match PyTorch', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
-    execFileSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out, '--hvp-vector', fx + 'hvp_vector.safetensors'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
-    const got = readSafetensors(out).tensors;
+    const got = inspect(['--hvp-vector', fx + 'hvp_vector.safetensors']);
     const ref = readSafetensors(fx + 'reference.safetensors').tensors;
     expectClose(got.get('logits')!.data, ref.get('logits')!.data, 1e-5, 1e-5, 'logits');
     expectClose(got.get('loss')!.data, ref.get('loss')!.data, 1e-5, 0, 'loss');
@@ -30,14 +35,7 @@ describe('examples/gpt2-inspect.ts', () => {
     }
   });
   it('--steps with an optimizer writes parameters and state; --hessian-diag writes non-negative GNB estimates', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
-    execFileSync(
-      process.execPath,
-      ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out,
-        '--steps', '2', '--optimizer', 'sophia-g', '--lr', '0.01', '--hess-every', '1', '--hessian-diag', 'gnb', '--samples', '2', '--seed', '5'],
-      { cwd: root, stdio: 'pipe' },
-    );
-    const got = readSafetensors(out).tensors;
+    const got = inspect(['--steps', '2', '--optimizer', 'sophia-g', '--lr', '0.01', '--hess-every', '1', '--hessian-diag', 'gnb', '--samples', '2', '--seed', '5']);
     const ref = readSafetensors(fx + 'reference.safetensors').tensors;
     const names = [...ref.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5));
     for (const n of names) {
@@ -50,14 +48,7 @@ describe('examples/gpt2-inspect.ts', () => {
     }
   });
   it('--steps 3 --optimizer adamw writes the parameters torch.optim.AdamW reaches (the fixture)', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
-    execFileSync(
-      process.execPath,
-      ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out,
-        '--steps', '3', '--optimizer', 'adamw', '--lr', '1e-2', '--beta1', '0.9', '--beta2', '0.95', '--eps', '1e-8', '--weight-decay', '0.1'],
-      { cwd: root, stdio: 'pipe' },
-    );
-    const got = readSafetensors(out).tensors;
+    const got = inspect(['--steps', '3', '--optimizer', 'adamw', '--lr', '1e-2', '--beta1', '0.9', '--beta2', '0.95', '--eps', '1e-8', '--weight-decay', '0.1']);
     const ref = readSafetensors(fx + 'reference.safetensors').tensors;
     const initial = readSafetensors(fx + 'model/model.safetensors').tensors;
     const names = [...ref.keys()].filter((k) => k.startsWith('adamw.')).map((k) => k.slice(6));
