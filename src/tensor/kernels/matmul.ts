@@ -246,7 +246,7 @@ function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M:
     params.set([M, N, K4, aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, b0 * M * N, Kp * 16], (2 * SLOT) / 4);
     device.queue.writeBuffer(paramsBuffer, 0, params);
     const encoder = device.createCommandEncoder({ label: 'matmul-tex' });
-    const pass = runtime.beginPass(encoder, 'matmul-tex');
+    const pass = runtime.beginPass(encoder, `matmul-tex ${M}×${N}×${K}`);
     pass.setPipeline(pPackA);
     pass.setBindGroup(0, device.createBindGroup({ layout: pPackA.getBindGroupLayout(0), entries: [
       { binding: 0, resource: uniform(0, 8) },
