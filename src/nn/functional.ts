@@ -124,13 +124,6 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
 }
 
 /**
- * Runs `parts(logits, targets, scored, rows of h)` over row chunks of the LM head's logits h·Wᵀ and sums
- * each returned scalar over the chunks. No logits buffer exceeds `maxChunkBytes`: vocabulary-
- * sized logits of a whole batch are larger than a storage binding may be on some adapters
- * (1024 × 50257 × 4 B = 206 MB), and never need to exist at once. Targets < 0 are not scored.
- * Composed of engine ops, so everything built on it has gradients and HVPs.
- */
-/**
  * h·Wᵀ for the LM head. When the embedding W is larger than one storage binding (GPT-2's
  * 50257×768 f32 table is 154 MB; lavapipe binds 128 MiB), the product is taken over vocabulary
  * slices and the logits are concatenated.
@@ -145,19 +138,30 @@ export function headLogits(h: Tensor, wte: Tensor): Tensor {
   return ops.concat(parts, -1);
 }
 
+/**
+ * Runs `parts(logits, targets, scored, rows of h)` over row chunks of the LM head's logits h·Wᵀ and sums
+ * each returned scalar over the chunks. No logits buffer exceeds `maxChunkBytes`: vocabulary-
+ * sized logits of a whole batch are larger than a storage binding may be on some adapters
+ * (1024 × 50257 × 4 B = 206 MB), and never need to exist at once. Targets < 0 are not scored.
+ * Composed of engine ops, so everything built on it has gradients and HVPs.
+ */
 export function sumOverLogitChunks(
   h: Tensor,
   wte: Tensor,
   targets: Tensor,
   parts: (logits: Tensor, targets: Tensor, scored: Tensor, rows: Tensor) => Tensor[],
-  maxChunkBytes = 64 * 2 ** 20,
+  maxChunkBytes = 128 * 2 ** 20,
 ): Tensor[] {
   const [N, C] = h.shape;
   const V = wte.shape[0];
   if (h.rank !== 2 || wte.shape[1] !== C || targets.shape.join() !== `${N}`) {
     throw new Error(`LM head: expected h [N, C], wte [V, C], targets [N]; got ${fmt(h.shape)}, ${fmt(wte.shape)}, ${fmt(targets.shape)}`);
   }
-  const rows = Math.max(1, Math.floor(Math.min(maxChunkBytes, bindingLimit()) / (V * 4)));
+  const cap = Math.max(1, Math.floor(Math.min(maxChunkBytes, bindingLimit()) / (V * 4)));
+  // Equal chunks, rounded up to whole 32-row matmul tiles where that stays under the cap: 512 rows
+  // under a 333-row cap run as 256 + 256, not 333 + 179 (which pads both to 352 + 192 rows).
+  const even = Math.ceil(N / Math.ceil(N / cap));
+  const rows = Math.ceil(even / 32) * 32 <= cap ? Math.ceil(even / 32) * 32 : even;
   let totals: Tensor[] | null = null;
   for (let r0 = 0; r0 < N; r0 += rows) {
     const r1 = Math.min(N, r0 + rows);
