@@ -6,26 +6,34 @@ import { accumulateLeafGrad, backwardPass, record, type GradOptions } from './gr
 import { add, mul } from './ops/elementwise.ts';
 import { sum } from './ops/reduce.ts';
 import { ones, zeros } from './ops/creation.ts';
-import { detach, reshape } from './ops/views.ts';
+import { contiguous, detach, reshape } from './ops/views.ts';
 
 /** loss.backward(): accumulates d(loss)/d(leaf) into `.grad` of every leaf that requires grad. */
 export function backward(output: Tensor, seed?: Tensor, opts: GradOptions = {}): void {
   if (!seed && output.size !== 1) {
     throw new Error(`backward(): the output has shape ${fmt(output.shape)}; pass a seed gradient of that shape for a non-scalar output`);
   }
-  const grads = backwardPass([output], [seed ?? ones(output.shape)], null, add, opts);
+  const s = seed ?? ones(output.shape);
+  const grads = backwardPass([output], [s], null, add, opts);
+  // Tensors already handed out: the seed, and each leaf's gradient once it is stored.
+  const handed = new Set<Tensor>(seed ? [seed] : []);
   for (const [t, g] of grads) {
     if (t.gradFn || !t.requiresGrad) continue;
-    accumulateLeafGrad(t, opts.createGraph ? g : ownedGrad(g), add);
+    const mine = opts.createGraph ? (handed.has(g) ? contiguous(g) : g) : ownedGrad(g, handed);
+    handed.add(mine);
+    accumulateLeafGrad(t, mine, add);
+    // A second backward() adds into .grad lazily; realise the sum so it can be updated in place.
+    if (!opts.createGraph && t.grad!.isLazy) t.grad!.realize();
   }
 }
 
 /**
  * A gradient buffer that belongs to its leaf alone. Optimizers and clipping update `.grad` in
- * place, so it must not share storage with another leaf's gradient (add's backward hands the
- * same tensor to both inputs) or with a tensor the user holds (the seed).
+ * place, and zeroGrad disposes it, so it must not be a tensor another leaf already got (add's
+ * backward hands the same tensor to both inputs) or the user's seed, nor share their storage.
  */
-function ownedGrad(g: Tensor): Tensor {
+function ownedGrad(g: Tensor, handed: ReadonlySet<Tensor>): Tensor {
+  if (handed.has(g)) return g.contiguousCopy();
   if (g.isLazy) return g.realize();
   return g.isContiguous() && g.layout().storage.refs === 1 ? g : g.contiguousCopy();
 }

@@ -1,6 +1,7 @@
 // backward()/.grad accumulation, noGrad/detach, memory accounting and error messages.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
+import { clipGradNorm } from '../../src/optim/clip.ts';
 import { settleGarbage } from '../helpers.ts';
 
 beforeAll(async () => {
@@ -19,6 +20,31 @@ describe('backward() and leaves', () => {
     const x = E.tensor([2]).requiresGrad_();
     E.sum(E.add(E.mul(x, x), E.exp(x))).backward();
     expect(await x.grad!.item()).toBeCloseTo(4 + Math.exp(2), 4);
+  });
+  it("two leaves added together get gradients of their own (add's backward hands both the same tensor)", async () => {
+    const a = E.tensor([1, 2]).requiresGrad_();
+    const b = E.tensor([3, 4]).requiresGrad_();
+    const c = E.tensor([5, 6]);
+    E.sum(E.mul(E.add(a, b), c)).backward();
+    E.sum(E.mul(E.add(a, b), c)).backward(); // accumulating into both: neither .grad was freed by the other
+    expect(a.grad).not.toBe(b.grad);
+    expect(Array.from(await a.grad!.toArray())).toEqual([10, 12]);
+    expect(Array.from(await b.grad!.toArray())).toEqual([10, 12]);
+    // Clipping scales each gradient in place exactly once.
+    clipGradNorm([a, b], 1);
+    const n = Math.hypot(10, 12, 10, 12);
+    expect(Array.from(await a.grad!.toArray()).map((x) => +x.toFixed(5))).toEqual([10 / n, 12 / n].map((x) => +x.toFixed(5)));
+    expect(Array.from(await b.grad!.toArray()).map((x) => +x.toFixed(5))).toEqual([10 / n, 12 / n].map((x) => +x.toFixed(5)));
+    // A seed passed straight through does not become a leaf's .grad.
+    const x = E.tensor([1, 1]).requiresGrad_();
+    const y = E.tensor([1, 1]).requiresGrad_();
+    const seed = E.tensor([7, 8]);
+    E.add(x, y).backward(seed);
+    expect(x.grad).not.toBe(seed);
+    expect(y.grad).not.toBe(seed);
+    expect(x.grad).not.toBe(y.grad);
+    clipGradNorm([x, y], 1e-3);
+    expect(Array.from(await seed.toArray())).toEqual([7, 8]);
   });
   it('noGrad and detach cut the graph', async () => {
     const x = E.tensor([1, 2]).requiresGrad_();
