@@ -2,7 +2,8 @@
 // lane walks a contiguous stretch of the row, draws u from Philox (one 4-lane block per 4
 // elements, numbered exactly like a uniform draw over the whole [rows, n] tensor), keeps the
 // argmax of logit − log(−log u), and the lanes merge (larger value, then smaller index).
-// P: 0 rows, 1 n, 2 logits offset, 3 seedLo, 4 seedHi, 5 counter base, 6 u low clamp (f32), 7 u high clamp (f32)
+// P: 0 rows, 1 n, 2 logits offset, 3 seedLo, 4 seedHi, 5 counter base (low word), 6 u low clamp (f32), 7 u high clamp (f32),
+//    8 counter base (high word)
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<i32>;
 @group(0) @binding(2) var<storage, read> x: array<{{X_TYPE}}>; // f32 or f16
@@ -27,10 +28,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var r = vec4<u32>(0u);
     for (var c = start; c < end; c++) {
       let g = row * n + c;
-      let ctr = g / 4u + P(5u);
-      if (ctr != block) {
-        r = philox(vec4<u32>(ctr, 0u, 0u, 0u), key);
-        block = ctr;
+      let off = g / 4u;
+      if (off != block) {
+        r = philox(ctr64(P(5u), P(8u), off), key);
+        block = off;
       }
       let u = min(max(unit(r[g & 3u]), PF(6u)), PF(7u));
       let v = f32(x[P(2u) + row * n + c]) + -log(-log(u));

@@ -6,7 +6,7 @@
 // exp(x − max) over their stretch, every lane forms the same prefix over the 64 partial sums
 // (fixed order, so the result is deterministic), and the lane whose range holds u·total walks
 // its stretch again to find the index.
-// P: 0 rows, 1 n, 2 logits offset, 3 seedLo, 4 seedHi, 5 counter base
+// P: 0 rows, 1 n, 2 logits offset, 3 seedLo, 4 seedHi, 5 counter base (low word), 6 counter base (high word)
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read_write> out: array<i32>;
 @group(0) @binding(2) var<storage, read> x: array<{{X_TYPE}}>; // f32 or f16
@@ -42,7 +42,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (k == lid.x) { below = total; }
     total += part[k];
   }
-  let u = unit(philox(vec4<u32>(row + P(5u), 0u, 0u, 0u), vec2<u32>(P(3u), P(4u))).x);
+  let u = unit(philox(ctr64(P(5u), P(6u), row), vec2<u32>(P(3u), P(4u))).x);
   let goal = u * total;
   // The lane whose [below, below + s) holds the goal; rounding past the end goes to the last
   // lane with mass.

@@ -23,5 +23,12 @@ fn philox(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
   return ctr;
 }
 
+// Philox block `off` after a 64-bit counter base (lo, hi): counters run past 2³² blocks (2³⁴
+// numbers, a few steps of dropout on GPT-2 small) without repeating.
+fn ctr64(lo: u32, hi: u32, off: u32) -> vec4<u32> {
+  let c = lo + off;
+  return vec4<u32>(c, hi + select(0u, 1u, c < lo), 0u, 0u);
+}
+
 // 24 random bits → a float in [0, 1), exactly representable.
 fn unit(x: u32) -> f32 { return f32(x >> 8u) * (1.0 / 16777216.0); }

@@ -18,6 +18,12 @@ export function philox(counter: [number, number, number, number], key: [number, 
   return [c0, c1, c2, c3];
 }
 
+/** Block `off` after the 64-bit counter `base` (an integer below 2⁵³), as the shaders' ctr64. */
+export function counter64(base: number, off: number): [number, number, number, number] {
+  const c = base + off;
+  return [c >>> 0, Math.floor(c / 2 ** 32) >>> 0, 0, 0];
+}
+
 const unit = (x: number) => (x >>> 8) * (1 / 16777216);
 const keyOf = (seed: number): [number, number] => [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
 
@@ -25,7 +31,7 @@ const keyOf = (seed: number): [number, number] => [seed >>> 0, Math.floor(seed /
 export function uniform(n: number, seed: number, counter: number, low = 0, high = 1): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const r = philox([Math.floor(i / 4) + counter, 0, 0, 0], keyOf(seed));
+    const r = philox(counter64(counter, Math.floor(i / 4)), keyOf(seed));
     out[i] = low + (high - low) * unit(r[i & 3]);
   }
   return out;
@@ -35,7 +41,7 @@ export function uniform(n: number, seed: number, counter: number, low = 0, high 
 export function normal(n: number, seed: number, counter: number, mean = 0, std = 1): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const r = philox([Math.floor(i / 2) + counter, 0, 0, 0], keyOf(seed));
+    const r = philox(counter64(counter, Math.floor(i / 2)), keyOf(seed));
     const [a, b] = i & 1 ? [r[2], r[3]] : [r[0], r[1]];
     const u1 = 1 - unit(a);
     const u2 = unit(b);

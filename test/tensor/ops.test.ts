@@ -178,6 +178,25 @@ describe('creation and random numbers', () => {
     const r = await g.rademacher([513]).toArray();
     expect(Array.from(r)).toEqual(Array.from(uniform(513, 99, Math.ceil((4 * 257) / 4)), (u) => (u < 0.5 ? 1 : -1)));
   });
+  it('Philox counters run past 2³² blocks: no repeat, still the reference (uniform, normal, both samplers)', async () => {
+    const { uniform, normal } = await import('../../src/reference/philox.ts');
+    const at = (counter: number) => {
+      const g = new E.Generator(5);
+      g.state = { seed: 5, counter };
+      return g;
+    };
+    const high = 2 ** 32 - 3; // the draw's blocks straddle 2³²
+    expect(Array.from(await at(high).rand([64]).toArray())).toEqual(Array.from(uniform(64, 5, high)));
+    expectClose(await at(high).randn([64]).toArray(), normal(64, 5, high), 1e-5, 1e-5, 'normal past 2³²');
+    const wrapped = await at(2 ** 32).rand([16]).toArray();
+    expect(Array.from(wrapped)).not.toEqual(Array.from(await at(0).rand([16]).toArray()));
+    const logits = E.zeros([64, 300]);
+    for (const method of ['inverse-cdf', 'gumbel'] as const) {
+      const s0 = await E.categorical(logits, at(0), { method }).toArray();
+      const s1 = await E.categorical(logits, at(2 ** 32), { method }).toArray();
+      expect(Array.from(s1), method).not.toEqual(Array.from(s0));
+    }
+  });
   it('same seed, same numbers; different seed, different numbers', async () => {
     const a = await new E.Generator(7).randn([64]).toArray();
     const b = await new E.Generator(7).randn([64]).toArray();
