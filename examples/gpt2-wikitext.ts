@@ -4,6 +4,8 @@
 //   tsx examples/gpt2-wikitext.ts --optimizer sophia --epochs 5
 //   tsx examples/gpt2-wikitext.ts --help
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../src/nn/safetensors.ts';
+import { hasCheckpoint } from '../src/train/checkpoint.ts';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createProgress, loadGpt2Tokenizer, resolveCorpus, tokenizeSplit, type DatasetName } from '../src/data/index.ts';
@@ -23,7 +25,7 @@ const SPEC = {
   nEmbd: { type: 'int', default: null, min: 1, help: 'override the preset: width' },
   dropout: { type: 'number', default: 0, min: 0, help: "dropout while training (nanoGPT's: attention probabilities, residual branches, embeddings); must be < 1" },
   dataset: { type: 'string', default: null, choices: ['wikitext-2', 'wikitext-2-raw', 'wikitext-103', 'wikitext-103-raw', 'sotu'], help: 'corpus (default: WikiText-2, or the embedded corpus when WikiText is not found)' },
-  dataDir: { type: 'string', default: null, help: 'folder holding the corpus (else $WIKITEXT_DIR, the user cache, ../shared/data)' },
+  dataDir: { type: 'string', default: null, help: 'folder holding the corpus (else $WIKITEXT_DIR, then this checkout\'s ../shared/data, then the user cache and a download)' },
   detokenize: { type: 'bool', default: false, help: "undo WikiText's ' @-@ ', ' @,@ ', ' @.@ ' escapes and tokenizer spacing before GPT-2 tokenization (docs/data.md)" },
   rebuildCache: { type: 'bool', default: false, help: 'tokenize the splits again, overwriting their token caches' },
   download: { type: 'bool', default: true, help: 'download WikiText from the Hugging Face Hub into the user cache when it is not found (--download=false: never touch the network)' },
@@ -54,9 +56,10 @@ const SPEC = {
   evalTokens: { type: 'int', default: 2048, min: 0, help: 'validation tokens per evaluation: a fixed prefix of the split, so runs compare; 0 = the whole split (WikiText-2: 259k tokens, minutes per evaluation on a CPU adapter)' },
   testEval: { type: 'bool', default: false, help: 'after training, score the test split once (with --eval-tokens) and add it to the results table' },
   logEvery: { type: 'int', default: 5, min: 1, help: 'read losses back every N steps' },
+  maxBadSteps: { type: 'int', default: 10, min: 1, help: 'stop a run after this many consecutive non-finite losses (their updates are skipped), leaving a checkpoint of the last finite step' },
   checkpointEvery: { type: 'int', default: 50, min: 0, help: 'write a checkpoint every N steps (0 = only at the end and on Ctrl-C)' },
   seed: { type: 'int', default: 1337, min: 0, help: 'random seed (initialisation, batches, estimators)' },
-  out: { type: 'string', default: null, help: 'results folder (default results/<timestamp>)' },
+  out: { type: 'string', default: null, help: 'results folder (default results/<timestamp>-<optimizer>)' },
   resume: { type: 'string', default: null, help: 'continue the runs in this results folder from their last checkpoints' },
   sampleTokens: { type: 'int', default: 40, min: 0, help: 'tokens of text to generate after training' },
 } satisfies Record<string, FlagSpec>;
@@ -77,6 +80,29 @@ function versions(): Record<string, string> {
 }
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * What a results folder was started to do, written before the first run (plan.json): every run's
+ * settings and the data choices. --resume follows it, so runs that had not started, or had not
+ * reached a checkpoint, when the job stopped still happen, on the same data.
+ */
+interface Plan {
+  runs: OptimizerName[];
+  configs: Record<string, TrainConfig>;
+  data: { dataset: string; dataDir: string | null; detokenize: boolean; testEval: boolean };
+}
+
+function readPlan(dir: string): Plan {
+  const file = join(dir, 'plan.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Plan;
+  // Folders from before plan.json: the runs that wrote a config.json.
+  const runs = OPTIMIZERS.filter((n) => existsSync(join(dir, n, 'config.json')));
+  if (runs.length === 0) throw new Error(`--resume ${dir}: no runs found there (expected plan.json or <optimizer>/config.json, written by this script)`);
+  const configs = Object.fromEntries(runs.map((n) => [n, JSON.parse(readFileSync(join(dir, n, 'config.json'), 'utf8')) as TrainConfig & Record<string, unknown>]));
+  const any = (k: string) => runs.some((n) => (configs[n] as unknown as Record<string, unknown>)[k] === true);
+  const first = configs[runs[0]] as unknown as Record<string, unknown>;
+  return { runs, configs, data: { dataset: String(first.dataset ?? 'wikitext-2'), dataDir: null, detokenize: any('detokenize'), testEval: any('testEval') } };
+}
+
 async function main(): Promise<void> {
   let flags;
   try {
@@ -95,21 +121,22 @@ async function main(): Promise<void> {
   const ctx = await E.init();
   console.log(`adapter: ${E.describeAdapter(ctx)}`);
 
-  // A resumed run keeps the data choices it was started with: the test split scored at its end
-  // (--test-eval) and the same token stream (--detokenize), whatever this command line says.
-  const resumed = (key: 'testEval' | 'detokenize') =>
-    flags.resume !== null &&
-    OPTIMIZERS.some((n) => {
-      const f = join(flags.resume!, n, 'config.json');
-      return existsSync(f) && (JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>)[key] === true;
-    });
-  const wantTest = flags.testEval || resumed('testEval');
-  const detokenize = flags.detokenize || resumed('detokenize');
+  // A resumed folder keeps everything it was started with: the runs, their settings and the data
+  // (corpus, folder, --detokenize, --test-eval), whatever this command line says; only
+  // --data-dir may point somewhere else (the same files, moved).
+  const plan = flags.resume !== null ? readPlan(flags.resume) : null;
+  if (plan) {
+    const ignored = [...flags.given].filter((k) => !['resume', 'dataDir', 'download', 'help'].includes(k));
+    if (ignored.length) console.log(`note: --resume continues with the settings the runs were started with; ignoring ${ignored.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`);
+  }
+  const wantTest = plan ? plan.data.testEval : flags.testEval;
+  const detokenize = plan ? plan.data.detokenize : flags.detokenize;
 
   // The data: WikiText-2 by default; this checkout's development copy sits in ../shared/data.
   const shared = resolve(root, '../shared/data');
-  const dataDir = flags.dataDir ?? (!process.env.WIKITEXT_DIR && existsSync(shared) ? shared : undefined);
-  const corpus = await resolveCorpus({ dataset: (flags.dataset ?? undefined) as DatasetName | undefined, dataDir, splits: wantTest ? ['train', 'valid', 'test'] : ['train', 'valid'], allowDownload: flags.download });
+  const dataDir = flags.dataDir ?? plan?.data.dataDir ?? (!process.env.WIKITEXT_DIR && existsSync(shared) ? shared : undefined);
+  const dataset = (plan ? plan.data.dataset : (flags.dataset ?? undefined)) as DatasetName | undefined;
+  const corpus = await resolveCorpus({ dataset, dataDir, splits: wantTest ? ['train', 'valid', 'test'] : ['train', 'valid'], allowDownload: flags.download });
   if (corpus.banner) console.log(corpus.banner);
   const tokOpts = { detokenize, rebuildCache: flags.rebuildCache };
   const [train, valid] = [await tokenizeSplit(corpus, 'train', tokOpts), await tokenizeSplit(corpus, 'valid', tokOpts)];
@@ -122,13 +149,8 @@ async function main(): Promise<void> {
   // results/<timestamp>-<optimizer>/ (or -all), one <optimizer>/ folder per run inside.
   const outRoot = resumeDir ?? flags.out ?? join('results', `${new Date().toISOString().replace(/[:.]/g, '-')}-${flags.optimizer}`);
   mkdirSync(outRoot, { recursive: true });
-  // A resumed folder continues exactly the runs it holds; otherwise --optimizer decides.
-  const names: OptimizerName[] = resumeDir
-    ? OPTIMIZERS.filter((n) => existsSync(join(resumeDir, n, 'config.json')))
-    : flags.optimizer === 'all'
-      ? ['sophia', 'adamw', 'sgd']
-      : [flags.optimizer as OptimizerName];
-  if (resumeDir && names.length === 0) throw new Error(`--resume ${resumeDir}: no runs found there (expected <optimizer>/config.json folders written by this script)`);
+  // A resumed folder continues the runs of its plan; otherwise --optimizer decides.
+  const names: OptimizerName[] = plan ? plan.runs : flags.optimizer === 'all' ? ['sophia', 'adamw', 'sgd'] : [flags.optimizer as OptimizerName];
 
   let stop = false;
   process.on('SIGINT', () => {
@@ -137,17 +159,9 @@ async function main(): Promise<void> {
     console.error('\nCtrl-C: finishing the current step and writing a checkpoint (press again to quit at once)');
   });
 
-  const runDirs: string[] = [];
-  for (const name of names) {
-    const out = join(outRoot, name);
-    const saved = resumeDir && existsSync(join(out, 'config.json')) ? (JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as TrainConfig) : null;
-    if (resumeDir && saved && existsSync(join(out, 'summary.json'))) {
-      console.log(`${name}: already finished in ${out}`);
-      runDirs.push(out);
-      continue;
-    }
+  const configFor = (name: OptimizerName, out: string): TrainConfig => {
     const lr = flags.lr ?? DEFAULT_LR[name];
-    const cfg: TrainConfig = saved ?? ({
+    return {
       optimizer: name,
       model: flags.model,
       nLayer: flags.nLayer,
@@ -186,11 +200,30 @@ async function main(): Promise<void> {
       seed: flags.seed!,
       out,
       sampleTokens: flags.sampleTokens!,
-      maxBadSteps: 10,
+      maxBadSteps: flags.maxBadSteps!,
       precision: flags.precision as TrainConfig['precision'],
       lossScale: flags.lossScale!,
       lossScaleWindow: flags.lossScaleWindow!,
-    } as TrainConfig);
+    } as TrainConfig;
+  };
+  if (!plan) {
+    const configs = Object.fromEntries(names.map((n) => [n, configFor(n, join(outRoot, n))]));
+    const planned: Plan = { runs: names, configs, data: { dataset: corpus.dataset, dataDir: dataDir ?? null, detokenize, testEval: wantTest } };
+    writeFileAtomic(join(outRoot, 'plan.json'), JSON.stringify(planned, null, 2) + '\n');
+  }
+
+  const runDirs: string[] = [];
+  for (const name of names) {
+    const out = join(outRoot, name);
+    if (plan && existsSync(join(out, 'summary.json'))) {
+      console.log(`${name}: already finished in ${out}`);
+      runDirs.push(out);
+      continue;
+    }
+    // Resumed from its checkpoint, or started afresh when it never reached one.
+    const resuming = plan !== null && hasCheckpoint(join(out, 'checkpoints'));
+    if (plan && !resuming) console.log(`${name}: no checkpoint in ${out}; starting it afresh`);
+    const cfg: TrainConfig = plan ? { ...plan.configs[name], out } : configFor(name, out);
     const meta = { detokenize, dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), versions: versions() };
     console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model}${cfg.precision === 'f16' ? ', precision f16' : ''} ==`);
     const bar = createProgress({ label: name, total: 1, enabled: process.stderr.isTTY });
@@ -201,7 +234,7 @@ async function main(): Promise<void> {
       },
       log: (l) => (process.stderr.isTTY ? (process.stderr.write('\r\x1b[K'), console.log(l)) : console.log(l)),
       shouldStop: () => stop,
-    }, Boolean(saved));
+    }, resuming);
     bar.finish();
     runDirs.push(out);
     if (stop) {

@@ -5,7 +5,7 @@
 // renamed into place; `LATEST` (itself replaced atomically) names the newest one. A run killed at
 // any moment therefore leaves the previous checkpoint intact and pointed to.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } from '../nn/safetensors.ts';
 
 export interface CheckpointData {
@@ -36,15 +36,22 @@ export function writeCheckpoint(root: string, data: CheckpointData, keep = 2): s
   writeSafetensors(join(tmp, 'tensors.safetensors'), data.tensors);
   writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ format: FORMAT, step: data.step, state: data.state }));
   fsyncDir(tmp);
-  const final = join(root, name);
-  rmSync(final, { recursive: true, force: true });
+  // The same step written again (a resumed run stopped before its next step) gets a fresh name:
+  // replacing the folder LATEST names would leave a moment with no valid checkpoint.
+  let final = join(root, name);
+  for (let k = 1; existsSync(final); k++) final = join(root, `${name}.${k}`);
   renameSync(tmp, final);
   fsyncDir(root);
-  writeFileAtomic(join(root, 'LATEST'), name + '\n');
+  writeFileAtomic(join(root, 'LATEST'), basename(final) + '\n');
   // Older checkpoints beyond `keep` are removed only after LATEST points at the new one.
-  const all = readdirSync(root).filter((d) => /^step-\d{8}$/.test(d)).sort();
+  const all = readdirSync(root).filter((d) => /^step-\d{8}(\.\d+)?$/.test(d)).sort();
   for (const d of all.slice(0, Math.max(0, all.length - keep))) rmSync(join(root, d), { recursive: true, force: true });
   return final;
+}
+
+/** Whether `root` holds a checkpoint to resume from (LATEST is written last). */
+export function hasCheckpoint(root: string): boolean {
+  return existsSync(join(root, 'LATEST'));
 }
 
 export function readLatestCheckpoint(root: string): CheckpointData {

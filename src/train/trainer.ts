@@ -1,7 +1,7 @@
 // One training run of GPT-2 with one optimizer: the loop, evaluation, metrics, checkpoints,
 // and the final sample. Everything the GPU computes stays there until a log interval, when the
 // step losses, gradient norms and win rates of the interval come back in one readback.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../index.ts';
 import { ctx, describeAdapter } from '../gpu/device.ts';
@@ -9,7 +9,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.ts';
 import { autocast, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor, type Precision } from '../nn/index.ts';
 import * as O from '../optim/index.ts';
-import { readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { hasCheckpoint, readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { trainStep } from './step.ts';
 import type { Summary } from './report/runs.ts';
 
@@ -315,6 +315,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     writeFileSync(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join(''));
     log(`resumed ${cfg.optimizer} from step ${step}`);
   } else {
+    // A fresh start owns the folder: no checkpoint of an earlier attempt may be resumed into it.
+    rmSync(ckptDir, { recursive: true, force: true });
     writeFileSync(metricsPath, '');
     writeFileSync(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, precision, precisionRequested: cfg.precision ?? 'f32', totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
   }
@@ -411,8 +413,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     await checkpoint();
     throw new Error(
       `${cfg.maxBadSteps} consecutive non-finite losses up to step ${step}: training diverged. Their updates were skipped, so the checkpoint ` +
-        `just written to ${ckptDir} holds the parameters after the last finite step; lower --lr (now ${cfg.lr}) or --grad-clip and ` +
-        `continue with --resume ${cfg.out}, or start again.`,
+        `just written to ${ckptDir} holds the parameters after the last finite step. Start again with a lower --lr (now ${cfg.lr}) ` +
+        `or --grad-clip, or continue with --resume (the same settings) if the cause was transient.`,
     );
   };
 

@@ -1,13 +1,13 @@
 // Faults in a training run: a checkpoint taken between two metric flushes resumes without losing
 // rows, and a run whose losses stay non-finite stops with a diagnosis and a checkpoint that holds
 // the state after the last finite step. In-process, on a one-layer model (seconds).
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import { GPT2, gpt2Config, saveGPT2 } from '../../src/nn/index.ts';
-import { readLatestCheckpoint } from '../../src/train/checkpoint.ts';
+import { readLatestCheckpoint, writeCheckpoint } from '../../src/train/checkpoint.ts';
 import { readRuns, tableCells } from '../../src/train/report.ts';
 import { trainRun, type Hooks, type TrainConfig } from '../../src/train/trainer.ts';
 import { curve, data } from './helpers.ts';
@@ -22,6 +22,20 @@ const quiet: Hooks = { log: () => {} };
 
 beforeAll(async () => {
   await E.init();
+});
+
+describe('checkpoint files', () => {
+  it('the same step written twice gets a new folder; LATEST never names a removed one', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ckpt-same-step-'));
+    const tensors = new Map([['w', { dtype: 'F32' as const, shape: [2], data: new Float32Array([1, 2]) }]]);
+    const first = writeCheckpoint(root, { step: 4, tensors, state: { v: 1 } });
+    const second = writeCheckpoint(root, { step: 4, tensors, state: { v: 2 } });
+    expect(second).not.toBe(first);
+    expect(readLatestCheckpoint(root).state).toEqual({ v: 2 });
+    writeCheckpoint(root, { step: 6, tensors, state: { v: 3 } }); // keeps the newest two
+    expect(readLatestCheckpoint(root).state).toEqual({ v: 3 });
+    expect(readdirSync(root).filter((d) => d.startsWith('step-')).sort()).toEqual(['step-00000004.1', 'step-00000006']);
+  });
 });
 
 describe('checkpoints between metric flushes', () => {

@@ -20,7 +20,7 @@ const ARGS = [
 const cli = (extra: string[]) => [process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', ...ARGS, ...extra]] as const;
 
 // Everything but wall-clock timing must match exactly.
-const curve = (dir: string) => metricsCurve(join(dir, 'sophia', 'metrics.jsonl'));
+const curve = (dir: string, run = 'sophia') => metricsCurve(join(dir, run, 'metrics.jsonl'));
 
 async function interrupted(signal: NodeJS.Signals): Promise<string> {
   const out = mkdtempSync(join(tmpdir(), `resume-${signal}-`));
@@ -61,6 +61,40 @@ describe('resume', () => {
   it('stopped with Ctrl-C (SIGINT), then resumed: the same curve bit for bit', async () => {
     expect(curve(await interrupted('SIGINT'))).toEqual(reference);
   });
+});
+
+describe('resume of a whole --optimizer all job', () => {
+  it('killed before any checkpoint: the run in progress starts afresh, the runs not yet begun still run, on the data and settings of the start', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'resume-all-'));
+    const args = ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--optimizer', 'all', '--dataset', 'sotu', '--model', 'tiny', '--n-layer', '1', '--n-embd', '32', '--n-head', '2',
+      '--context', '16', '--batch-size', '2', '--max-steps', '4', '--checkpoint-every', '0', '--eval-every', '4', '--eval-tokens', '32', '--log-every', '1', '--sample-tokens', '2', '--out', out];
+    const child = spawn(process.execPath, args, { cwd: root, stdio: 'ignore' });
+    const metrics = join(out, 'sophia', 'metrics.jsonl');
+    await new Promise<void>((done, fail) => {
+      const poll = setInterval(() => {
+        if (existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 2) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+        }
+      }, 20);
+      child.on('exit', () => (clearInterval(poll), done()));
+      child.on('error', fail);
+    });
+    expect(existsSync(join(out, 'sophia', 'checkpoints', 'LATEST'))).toBe(false);
+    expect(existsSync(join(out, 'adamw'))).toBe(false);
+    // No --dataset, and a --lr the resumed job must ignore.
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--resume', out, '--lr', '5'], { cwd: root, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/ignoring --lr/);
+    expect(r.stdout).toMatch(/data: State of the Union/);
+    expect(r.stdout).toMatch(/sophia: no checkpoint in .*; starting it afresh/);
+    for (const name of ['sophia', 'adamw', 'sgd']) {
+      expect(existsSync(join(out, name, 'summary.json')), name).toBe(true);
+      expect(curve(out, name).filter((l) => l.includes('"train"')).length, name).toBe(4);
+    }
+    expect((JSON.parse(readFileSync(join(out, 'adamw', 'config.json'), 'utf8')) as { lr: number }).lr).toBe(3e-3);
+    expect(existsSync(join(out, 'report.html'))).toBe(true);
+  }, 300_000);
 });
 
 describe('resume with --precision f16 (in-process)', () => {
