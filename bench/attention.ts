@@ -9,7 +9,7 @@
 // Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { describeAdapter, grad, hvp, init, manualSeed, mul, randn, runtime, sum, tensor, tidy, type Tensor } from '../src/index.ts';
+import { describeAdapter, grad, hvp, initOrExit, manualSeed, mul, randn, runtime, sum, tensor, tidy, type Tensor } from '../src/index.ts';
 import { causalAttention, GPT2, gpt2Config, setAttentionStrategy, type AttentionStrategy } from '../src/nn/index.ts';
 import { AdamW, defaultParamGroups } from '../src/optim/index.ts';
 import { cpuSince, threadTimes } from './cpu-time.ts';
@@ -46,7 +46,7 @@ const shapes: [number, number, number, number][] = [
 ];
 const strategies: AttentionStrategy[] = ['fused', 'composed'];
 
-const ctxInfo = await init();
+const ctxInfo = await initOrExit();
 manualSeed(7);
 console.log(`adapter: ${describeAdapter(ctxInfo)}   cores: ${os.cpus().length}   load: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log('best of', rounds, 'alternating batches; ms per call, wall (worker-thread CPU)\n');

@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { add, describeAdapter, init, manualSeed, matmul, mul, randn, relu, runtime, sub, transpose, type Tensor } from '../src/index.ts';
+import { add, describeAdapter, initOrExit, manualSeed, matmul, mul, randn, relu, runtime, sub, transpose, type Tensor } from '../src/index.ts';
 import { cpuSince, threadTimes } from './cpu-time.ts';
 import { lastMatmulKernel } from '../src/tensor/kernels/matmul.ts';
 
@@ -88,7 +88,7 @@ const cases: MatmulCase[] = [
 ];
 if (quick) cases.splice(cases.findIndex((c) => c.name.startsWith('gpt2 proj')), 2);
 
-const ctxInfo = await init();
+const ctxInfo = await initOrExit();
 manualSeed(1234);
 const adapter = describeAdapter(ctxInfo);
 console.log(`adapter: ${adapter}   cores: ${os.cpus().length}   load: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);

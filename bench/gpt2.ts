@@ -18,7 +18,7 @@ const peerDevice = process.argv.find((a) => a.startsWith('--peer-device='))?.spl
 const [preset = 'tiny', bArg = '8', tArg = '64'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const B = Number(bArg);
 const T = Number(tArg);
-const ctx = await E.init();
+const ctx = await E.initOrExit();
 const cfg = gpt2Config(preset, { nPositions: Math.max(T, gpt2Config(preset).nPositions) });
 const model = new GPT2(cfg, 0);
 const opt = new O.AdamW(O.defaultParamGroups(model.namedParameters(), 0.1), { lr: 1e-3 });

@@ -19,7 +19,7 @@ const amortisedPreset = arg(1, 'tiny');
 const B = Number(arg(2, '8'));
 const T = Number(arg(3, '64'));
 const rounds = Number(arg(4, '3'));
-const ctx = await E.init();
+const ctx = await E.initOrExit();
 
 /** AdamW as it ran before fused updates: one kernel per state tensor, each re-reading the rest
  * (it does share this change's leaf deduplication, so the gap shown is the fusion's alone). */

@@ -22,7 +22,7 @@ const [preset = 'tiny', bArg = '8', tArg = '64', sArg = '30', lrArg = '3e-3'] = 
 const [B, T, steps, lr] = [Number(bArg), Number(tArg), Number(sArg), Number(lrArg)];
 const WARM = 2;
 const root = fileURLToPath(new URL('..', import.meta.url));
-const ctx = await E.init();
+const ctx = await E.initOrExit();
 
 const shared = resolve(root, '../shared/data');
 const corpus = await resolveCorpus({ dataset: 'wikitext-2', dataDir: process.env.WIKITEXT_DIR ? undefined : shared, splits: ['train'], allowDownload: false });

@@ -11,7 +11,8 @@ try {
   const info = c.adapterInfo as unknown as { isFallbackAdapter?: boolean; subgroupMinSize?: number; subgroupMaxSize?: number };
   console.log(`kind:     ${c.isCpu ? 'CPU (software rasteriser: correct, slow)' : 'GPU'}${info.isFallbackAdapter ? ', fallback adapter' : ''}`);
   if (info.subgroupMinSize) console.log(`subgroup: ${info.subgroupMinSize}–${info.subgroupMaxSize} lanes`);
-  console.log(`features: ${[...c.features].sort().join(', ') || '(none requested were available)'}`);
+  console.log(`features: ${[...c.adapter.features].sort().join(', ') || '(none)'}`);
+  console.log(`  used by the engine: ${[...c.features].sort().join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`);
   console.log('limits:');
   const names = [
     'maxStorageBufferBindingSize',

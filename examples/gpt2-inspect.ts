@@ -88,14 +88,18 @@ function readBatch(file: string): { inputs: number[][]; targets: number[][] } {
   return { inputs: j.inputs, targets: j.targets };
 }
 
-await E.init();
+await E.initOrExit();
 const model = loadGPT2(args.model!);
 const batch = readBatch(args.tokens!);
 const [B, T] = [batch.inputs.length, batch.inputs[0].length];
 const V = model.config.vocabSize;
 for (const id of batch.inputs.flat()) if (id < 0 || id >= V) throw new Error(`${args.tokens}: input id ${id} is outside the vocabulary [0, ${V})`);
+// Targets < 0 (PyTorch's -100) are left unscored; anything else must be a token of the vocabulary.
+for (const id of batch.targets.flat()) if (id >= V) throw new Error(`${args.tokens}: target id ${id} is outside the vocabulary [0, ${V}) (use -100 to leave a position unscored)`);
 const inputs = E.tensor(new Int32Array(batch.inputs.flat()), [B, T], 'i32');
 const targets = E.tensor(new Int32Array(batch.targets.flat()), [B, T], 'i32');
+// Sophia's batch size B counts the scored tokens (targets ≥ 0), as the training run's does.
+const scoredTokens = Math.max(1, batch.targets.flat().filter((t) => t >= 0).length);
 const named = model.namedParameters();
 const out = new Map<string, HostTensor>();
 
@@ -152,7 +156,7 @@ if (args['hessian-diag']) {
   for (let s = 0; s < samples; s++) {
     const est =
       kind === 'gnb'
-        ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, B * T, 'paper')
+        ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, scoredTokens, 'paper')
         : O.hutchinsonEstimate(loss, named2, gen);
     for (const [n, t] of est) sum.set(n, E.keep(sum.has(n) ? E.add(sum.get(n)!, t).realize() : t));
   }
@@ -187,9 +191,9 @@ if ((args as Record<string, unknown>).steps !== undefined) {
     if (opt instanceof O.Sophia && opt.wantsHessian()) {
       const est =
         args.optimizer === 'sophia-g'
-          ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, B * T, 'official')
+          ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, scoredTokens, 'official')
           : O.hutchinsonEstimate(loss, named2, gen);
-      opt.updateHessian(est, B * T);
+      opt.updateHessian(est, scoredTokens);
     }
     E.tidy(() => model.loss(inputs, targets).backward());
     opt.step();

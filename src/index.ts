@@ -1,10 +1,24 @@
 // The public API.
-import { gpuContext, type GpuContext } from './gpu/device.ts';
+import { gpuContext, NoAdapterError, type GpuContext } from './gpu/device.ts';
 import './autograd/methods.ts';
 
 /** Opens the WebGPU device (once). Call before creating tensors. */
 export function init(): Promise<GpuContext> {
   return gpuContext();
+}
+
+/**
+ * init() for command-line entry points: without an adapter it prints the NoAdapterError's
+ * message (which names the set-up command) and exits with status 1, instead of a stack trace.
+ */
+export async function initOrExit(): Promise<GpuContext> {
+  try {
+    return await gpuContext();
+  } catch (e) {
+    if (!(e instanceof NoAdapterError)) throw e;
+    console.error(e.message);
+    process.exit(1);
+  }
 }
 
 export { gpuContext, describeAdapter, NoAdapterError, SETUP_COMMAND } from './gpu/device.ts';

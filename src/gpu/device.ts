@@ -66,7 +66,12 @@ async function open(): Promise<GpuContext> {
   } catch (e) {
     throw new NoAdapterError(`Dawn failed to start: ${(e as Error).message}`);
   }
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new NoAdapterError(`Dawn could not enumerate adapters: ${(e as Error).message}`);
+  }
   if (!adapter) throw new NoAdapterError('Dawn found no Vulkan/Metal/D3D12 adapter');
   const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};

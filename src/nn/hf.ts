@@ -15,6 +15,7 @@ export function configFromHF(json: Record<string, unknown>, file = 'config.json'
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${file}: field '${k}' is missing or not a number`);
     return v;
   };
+  if (need('n_embd') % need('n_head') !== 0) throw new Error(`${file}: n_embd (${need('n_embd')}) must be a multiple of n_head (${need('n_head')})`);
   return {
     nLayer: need('n_layer'),
     nHead: need('n_head'),

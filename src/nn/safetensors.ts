@@ -54,13 +54,18 @@ export function parseSafetensors(buf: Uint8Array, file = '(buffer)'): { tensors:
     if (end - begin !== count * width || dataStart + end > buf.length || begin < 0) {
       throw new SafetensorsError(file, `tensor '${name}' (${dtype} [${shape}]) has data_offsets [${begin}, ${end}] inconsistent with its size or the file length (truncated file?)`);
     }
-    const bytes = buf.slice(dataStart + begin, dataStart + end);
-    tensors.set(name, { ...convert(bytes, dtype, count), shape });
+    // A view where the data is aligned for its typed array; a copy where it is not (other
+    // writers need not align tensors, and Buffer.slice is a view, not a copy).
+    const at = buf.byteOffset + dataStart + begin;
+    const bytes = at % width === 0 ? buf.subarray(dataStart + begin, dataStart + end) : new Uint8Array(buf.subarray(dataStart + begin, dataStart + end));
+    const converted = convert(bytes, dtype, count);
+    if (!converted) throw new SafetensorsError(file, `tensor '${name}' has dtype ${dtype}, which cannot be loaded as a float or int tensor (F32, F16, BF16, F64, I32, I64 can)`);
+    tensors.set(name, { ...converted, shape });
   }
   return { tensors, metadata };
 }
 
-function convert(bytes: Uint8Array, dtype: string, count: number): { dtype: 'F32' | 'I32'; data: Float32Array | Int32Array } {
+function convert(bytes: Uint8Array, dtype: string, count: number): { dtype: 'F32' | 'I32'; data: Float32Array | Int32Array } | null {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
     case 'F32':
@@ -76,7 +81,7 @@ function convert(bytes: Uint8Array, dtype: string, count: number): { dtype: 'F32
     case 'BF16':
       return { dtype: 'F32', data: Float32Array.from({ length: count }, (_, i) => new Float32Array(new Uint32Array([dv.getUint16(i * 2, true) << 16]).buffer)[0]) };
     default:
-      throw new Error(`safetensors: dtype ${dtype} cannot be loaded as a float or int tensor`);
+      return null;
   }
 }
 
@@ -101,9 +106,10 @@ export function encodeSafetensors(tensors: Map<string, HostTensor> | Record<stri
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8);
-  const head = new TextEncoder().encode(json);
+  // Padded in UTF-8 bytes (names or metadata may hold non-ASCII), so the data stays 8-byte aligned.
+  const raw = new TextEncoder().encode(JSON.stringify(header));
+  const head = new Uint8Array(raw.length + ((8 - ((8 + raw.length) % 8)) % 8)).fill(0x20);
+  head.set(raw);
   const out = new Uint8Array(8 + head.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
   out.set(head, 8);

@@ -32,6 +32,7 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: 
     if (!dstElementsDistinct(dst.shape, layout.strides)) throw new Error(`assignMany: destination ${i} of shape ${fmt(dst.shape)} has overlapping elements (an expanded view); write into a real buffer`);
     if (layouts.has(layout.storage)) throw new Error(`assignMany: destinations ${pairs.findIndex(([d]) => d.layout().storage === layout.storage)} and ${i} share one buffer; pass each buffer once (or use assign for each)`);
     layouts.set(layout.storage, layout);
+    layout.storage.hostIndices = null; // overwritten: a host copy of its ids no longer holds
     return { value: fusable(value), dst: layout };
   });
   for (const [i, t] of sums.entries()) {

@@ -406,6 +406,7 @@ export function assign(dst: Tensor, value: Tensor): void {
   const v = fusable(value);
   const e = broadcastExpr(v, dst.shape);
   const { storage, offset, strides } = dst.layout();
+  storage.hostIndices = null; // a host copy of the ids (scatter-add's sort) no longer holds
   if (!dstElementsDistinct(dst.shape, strides)) throw new Error(`assign: the destination view of shape ${fmt(dst.shape)} has overlapping elements (an expanded view); write into a real buffer`);
   if (readsOtherElementsOf(e, storage, offset, strides)) {
     // The value reads dst at other positions (e.g. dst ← transpose(dst)): go through a copy.

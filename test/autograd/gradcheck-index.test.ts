@@ -120,3 +120,11 @@ describe('cast', () => {
     expectClose(await hv.toArray(), t.map((ti, i) => w.data[i] * -2 * ti * (1 - ti * ti) * v.data[i]), 2e-3, 1e-5, 'HVP through two casts');
   });
 });
+
+describe('ids overwritten in place', () => {
+  it('scatterAdd uses the new ids, not a host copy of the ones the tensor was created with', async () => {
+    const ids = E.tensor(new Int32Array([0, 0, 1]), [3], 'i32');
+    E.assign(ids, E.tensor(new Int32Array([2, 2, 2]), [3], 'i32'));
+    expect(Array.from(await E.scatterAdd(E.ones([3, 1]), ids, 3).toArray())).toEqual([0, 0, 3]);
+  });
+});

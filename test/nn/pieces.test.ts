@@ -190,6 +190,33 @@ describe('Module and weights', () => {
   });
 });
 
+describe('safetensors files from other writers', () => {
+  const file = (header: object, data: Uint8Array, pad = 0) => {
+    const json = Buffer.from(JSON.stringify(header) + ' '.repeat(pad));
+    const out = Buffer.alloc(8 + json.length + data.length);
+    out.writeBigUInt64LE(BigInt(json.length), 0);
+    json.copy(out, 8);
+    out.set(data, 8 + json.length);
+    return out;
+  };
+  it('unaligned tensor data loads (copied), an unloadable dtype names the tensor, non-ASCII metadata keeps data aligned', () => {
+    const f = new Uint8Array(new Float32Array([1.5, -2]).buffer);
+    for (const pad of [0, 1, 2, 3]) {
+      const t = N.parseSafetensors(file({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, f, pad), 'x.safetensors').tensors.get('w')!;
+      expect(Array.from(t.data), `pad ${pad}`).toEqual([1.5, -2]);
+    }
+    expect(() => N.parseSafetensors(file({ mask: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), 'x.safetensors')).toThrow(/x.safetensors.*tensor 'mask' has dtype U8/);
+    const enc = N.encodeSafetensors({ 'wé': { dtype: 'F32', shape: [2], data: new Float32Array([3, 4]) } }, { note: 'λ—ü' });
+    expect((8 + Number(new DataView(enc.buffer).getBigUint64(0, true))) % 8).toBe(0);
+    const back = N.parseSafetensors(enc);
+    expect(Array.from(back.tensors.get('wé')!.data)).toEqual([3, 4]);
+    expect(back.metadata.note).toBe('λ—ü');
+  });
+  it("a config.json whose n_embd is not a multiple of n_head says so", () => {
+    expect(() => N.configFromHF({ n_layer: 1, n_head: 3, n_embd: 16, n_positions: 8, vocab_size: 10 })).toThrow(/n_embd \(16\) must be a multiple of n_head \(3\)/);
+  });
+});
+
 describe('long-row kernels (vocabulary-sized rows)', () => {
   it('takeAlongLastAxis and cross-entropy over 300 classes: values, gradients and HVP match the composed form', async () => {
     const x = toGpu(randomArray([4, 300], 31, -3, 3));
