@@ -515,6 +515,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
 
   await checkpoint();
   await saveGPT2(model, join(cfg.out, 'model'));
+  // Beside the weights, as torch users save optimizer.state_dict(): to continue or inspect.
+  await O.saveOptimizer(join(cfg.out, 'model'), opt);
   const prompt = data.encode('The');
   const sample = await generate(model, prompt, { maxNewTokens: cfg.sampleTokens, temperature: 0.8, topK: 40, seed: cfg.seed });
   writeFileSync(join(cfg.out, 'sample.txt'), data.decode([...prompt, ...sample]) + '\n');

@@ -90,6 +90,7 @@ describe('resume of a whole --optimizer all job', () => {
     expect(r.stdout).toMatch(/sophia: no checkpoint in .*; starting it afresh/);
     for (const name of ['sophia', 'adamw', 'sgd']) {
       expect(existsSync(join(out, name, 'summary.json')), name).toBe(true);
+      for (const f of ['model.safetensors', 'optimizer.json', 'optimizer.safetensors']) expect(existsSync(join(out, name, 'model', f)), `${name}/model/${f}`).toBe(true);
       expect(curve(out, name).filter((l) => l.includes('"train"')).length, name).toBe(4);
     }
     expect((JSON.parse(readFileSync(join(out, 'adamw', 'config.json'), 'utf8')) as { lr: number }).lr).toBe(3e-3);
