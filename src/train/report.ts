@@ -16,13 +16,16 @@ const fixed = (digits: number) => (v: number | null) => (v === null ? '—' : v.
 const percent = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(2)}%`);
 const thousands = (v: number | null) => (v === null ? '—' : Math.round(v).toLocaleString('en-US'));
 
+/** A run shorter than one epoch: its time per epoch is its step time times the epoch's steps. */
+export const projected = (r: Run) => typeof r.summary.epochs === 'number' && r.summary.epochs < 1;
+
 const COLUMNS: [string, (r: Run) => string][] = [
   ['Optimizer', (r) => r.label],
   ['Final train loss', (r) => fixed(4)(r.summary.finalTrainLoss)],
   ['Val loss', (r) => fixed(4)(r.summary.valLoss)],
   ['Val perplexity', (r) => fixed(2)(r.summary.valPpl)],
   ['Val accuracy', (r) => percent(r.summary.valAcc)],
-  ['Time/epoch (s)', (r) => fixed(1)(r.summary.timePerEpochS)],
+  ['Time/epoch (s)', (r) => fixed(1)(r.summary.timePerEpochS) + (r.summary.timePerEpochS !== null && projected(r) ? ' (projected)' : '')],
   ['Tokens/s', (r) => thousands(r.summary.tokensPerS)],
   // Only Sophia has an estimator; the others show "—".
   ['Estimator overhead (% of step time)', (r) => (r.summary.estimatorOverhead === null ? '—' : `${(r.summary.estimatorOverhead * 100).toFixed(1)}%`)],

@@ -541,7 +541,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       testLoss: null,
       testPpl: null,
       testAcc: null,
-      timePerEpochS: step >= stepsPerEpoch ? (trainS / step) * stepsPerEpoch : null,
+      // Measured over the steps run; for a run shorter than an epoch, projected from them.
+      timePerEpochS: step > 0 && trainS > 0 ? (trainS / step) * stepsPerEpoch : null,
+      epochs: step / stepsPerEpoch,
       tokensPerS: (step * tokensPerStep) / trainS,
       estimatorOverhead: isSophia && trainMs > 0 ? estimatorMsTotal / trainMs : null,
       steps: step,

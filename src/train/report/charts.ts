@@ -211,7 +211,7 @@ export function timeSpec(runs: Run[]): TopLevelSpec {
           ...(hasEpoch
             ? [{
                 ...small,
-                title: { text: 'Time per epoch (s)', fontSize: 12 },
+                title: { text: runs.some((r) => typeof r.summary.epochs === 'number' && r.summary.epochs < 1) ? 'Time per epoch (s, projected from the steps run)' : 'Time per epoch (s)', fontSize: 12 },
                 data: { values: throughput.filter((d) => d.epoch !== null) },
                 mark: 'bar' as const,
                 encoding: { y: barY, x: { field: 'epoch', type: 'quantitative' as const, title: 's' }, color: { ...color, legend: null } },

@@ -45,6 +45,8 @@ export interface Summary {
   testPpl: number | null;
   testAcc: number | null;
   timePerEpochS: number | null;
+  /** Epochs the run trained (a fraction for a shorter run, whose time per epoch is projected). */
+  epochs?: number | null;
   tokensPerS: number | null;
   /** Estimator time as a fraction (0–1) of total step time; null for optimizers without one. */
   estimatorOverhead: number | null;
@@ -164,6 +166,7 @@ function deriveSummary(optimizer: string, train: TrainRecord[], evals: EvalRecor
     testPpl: null,
     testAcc: null,
     timePerEpochS: null, // needs the epoch length, which only the trainer knows
+    epochs: null,
     tokensPerS: last && stepMs > 0 ? last.tokens / (stepMs / 1000) : null,
     estimatorOverhead: hasEstimator && stepMs > 0 ? estMs / stepMs : null,
     steps: last?.step ?? null,
