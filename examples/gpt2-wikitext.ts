@@ -12,7 +12,7 @@ import { createProgress, loadGpt2Tokenizer, resolveCorpus, tokenizeSplit, type D
 import * as E from '../src/index.ts';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../src/train/cli.ts';
 import { writeReport } from '../src/train/report.ts';
-import { trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
+import { DivergedError, trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
 
 const OPTIMIZERS = ['sophia', 'sophia-h', 'adam', 'adamw', 'sgd'] as const;
 const SPEC = {
@@ -213,6 +213,7 @@ async function main(): Promise<void> {
   }
 
   const runDirs: string[] = [];
+  const diverged: string[] = [];
   for (const name of names) {
     const out = join(outRoot, name);
     if (plan && existsSync(join(out, 'summary.json'))) {
@@ -227,14 +228,26 @@ async function main(): Promise<void> {
     const meta = { detokenize, dataset: corpus.dataset, corpusOrigin: corpus.origin, adapter: E.describeAdapter(ctx), versions: versions() };
     console.log(`\n== ${name}: lr ${cfg.lr}, ${cfg.maxSteps ?? `${cfg.epochs} epoch(s) of`} steps, batch ${cfg.batchSize}×${cfg.context}${cfg.gradAccum > 1 ? `×${cfg.gradAccum}` : ''}, model ${cfg.model}${cfg.precision === 'f16' ? ', precision f16' : ''} ==`);
     const bar = createProgress({ label: name, total: 1, enabled: process.stderr.isTTY });
-    const summary = await trainRun(cfg, data, meta, {
-      progress: (done, total, note) => {
+    const hooks = {
+      progress: (done: number, total: number, note: string) => {
         if (process.stderr.isTTY) bar.update(done / total, note);
         else if (done % (cfg.logEvery * 4) === 0 || done === total) console.log(`[${name}] step ${done}/${total}  ${note}`);
       },
-      log: (l) => (process.stderr.isTTY ? (process.stderr.write('\r\x1b[K'), console.log(l)) : console.log(l)),
+      log: (l: string) => (process.stderr.isTTY ? (process.stderr.write('\r\x1b[K'), console.log(l)) : console.log(l)),
       shouldStop: () => stop,
-    }, resuming);
+    };
+    let summary;
+    try {
+      summary = await trainRun(cfg, data, meta, hooks, resuming);
+    } catch (e) {
+      if (!(e instanceof DivergedError)) throw e;
+      // One optimizer diverging is a result too: the other runs and the report still happen.
+      bar.finish();
+      console.error(`${name}: ${e.message}`);
+      diverged.push(name);
+      runDirs.push(out);
+      continue;
+    }
     bar.finish();
     runDirs.push(out);
     if (stop) {
@@ -252,6 +265,10 @@ async function main(): Promise<void> {
   }
   console.log(`report: ${join(outRoot, 'report.html')}`);
   ctx.device.destroy();
+  if (diverged.length) {
+    console.error(`diverged: ${diverged.join(', ')} (see above); the report shows their curves up to the stop`);
+    process.exit(1);
+  }
 }
 
 main().catch((e) => {

@@ -254,6 +254,9 @@ function hStatsByLayer(sophia: O.Sophia, named: readonly O.NamedParam[]): { laye
   return { layers, values: E.concat(parts).realize() };
 }
 
+/** A run stopped because its losses stayed non-finite (a checkpoint of the last finite state was written). */
+export class DivergedError extends Error {}
+
 /** Runs (or resumes) one training run into cfg.out. */
 export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<string, unknown>, hooks: Hooks = {}, resume = false): Promise<RunSummary> {
   const log = hooks.log ?? ((l: string) => console.log(l));
@@ -411,7 +414,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
    */
   const stopDiverged = async () => {
     await checkpoint();
-    throw new Error(
+    throw new DivergedError(
       `${cfg.maxBadSteps} consecutive non-finite losses up to step ${step}: training diverged. Their updates were skipped, so the checkpoint ` +
         `just written to ${ckptDir} holds the parameters after the last finite step. Start again with a lower --lr (now ${cfg.lr}) ` +
         `or --grad-clip, or continue with --resume (the same settings) if the cause was transient.`,

@@ -1,7 +1,9 @@
 // Faults in a training run: a checkpoint taken between two metric flushes resumes without losing
 // rows, and a run whose losses stay non-finite stops with a diagnosis and a checkpoint that holds
 // the state after the last finite step. In-process, on a one-layer model (seconds).
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +61,21 @@ describe('checkpoints between metric flushes', () => {
 });
 
 describe('a run that diverges', () => {
+  it('in a job of several runs, a diverged run is reported and the others and the report still happen (exit status 1)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'faults-nan-model-'));
+    const poisoned = new GPT2(gpt2Config('tiny', { nLayer: 1, nHead: 2, nEmbd: 32 }), 3);
+    const values = new Float32Array(32);
+    values[5] = NaN;
+    E.noGrad(() => E.assign(new Map(poisoned.namedParameters()).get('ln_f.bias')!, E.tensor(values, [32])));
+    await saveGPT2(poisoned, dir);
+    const out = mkdtempSync(join(tmpdir(), 'faults-nan-job-'));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--optimizer', 'all', '--model', dir, '--context', '16', '--batch-size', '2', '--max-steps', '6',
+      '--max-bad-steps', '2', '--log-every', '1', '--eval-every', '6', '--eval-tokens', '32', '--sample-tokens', '2', '--out', out], { cwd: fileURLToPath(new URL('../../', import.meta.url)), encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(1);
+    for (const name of ['sophia', 'adamw', 'sgd']) expect(r.stderr).toMatch(new RegExp(`${name}: 2 consecutive non-finite losses`));
+    expect(r.stderr).toMatch(/diverged: sophia, adamw, sgd/);
+    expect(existsSync(join(out, 'report.html'))).toBe(true);
+  }, 120_000);
   it('stops after maxBadSteps non-finite losses, naming the cause, with a checkpoint of the last finite state', async () => {
     // A model whose final LayerNorm bias holds a NaN: every loss and gradient is NaN.
     const dir = mkdtempSync(join(tmpdir(), 'faults-nan-model-'));
