@@ -102,7 +102,7 @@ export interface Hooks {
 
 const PRESETS = ['tiny', 'small', 'gpt2'];
 
-function buildModel(cfg: TrainConfig): GPT2 {
+export function buildModel(cfg: TrainConfig): GPT2 {
   const d = cfg.dropout ?? 0;
   if (!(d >= 0 && d < 1)) throw new Error(`--dropout must be in [0, 1) (the probability of zeroing an activation); got ${d}`);
   if (PRESETS.includes(cfg.model)) {
@@ -120,7 +120,7 @@ function buildModel(cfg: TrainConfig): GPT2 {
   return m;
 }
 
-function buildOptimizer(cfg: TrainConfig, model: GPT2): O.Optimizer {
+export function buildOptimizer(cfg: TrainConfig, model: GPT2): O.Optimizer {
   const groups = O.defaultParamGroups(model.namedParameters(), cfg.weightDecay);
   switch (cfg.optimizer) {
     case 'sgd':
