@@ -48,12 +48,24 @@ describe('broadcasting', () => {
   it('agrees with the reference for random compatible shapes (property)', async () => {
     const dims = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 0, maxLength: 4 });
     await fc.assert(
-      fc.asyncProperty(dims, fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 3 }), fc.integer(), async (shape, ones, drop, seed) => {
-        // b: a suffix of shape with some dims set to 1.
-        const bShape = shape.slice(Math.min(drop, shape.length)).map((d, i) => (ones[i] ? 1 : d));
-        await same((o, a, b) => o.add(o.mul(a, b), b), [randomArray(shape, seed), randomArray(bShape, seed + 1)]);
-      }),
-      { numRuns: 25 },
+      fc.asyncProperty(
+        dims,
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.boolean(),
+        fc.integer(),
+        async (shape, aOnes, bOnes, drop, swap, seed) => {
+          // Both sides broadcast: a is the full rank with some dims set to 1 ([3,1] against [1,4]),
+          // b a suffix of the shape with some (other) dims set to 1; either may come first.
+          const aShape = shape.map((d, i) => (aOnes[i] ? 1 : d));
+          const bShape = shape.slice(Math.min(drop, shape.length)).map((d, i) => (bOnes[i] ? 1 : d));
+          const [x, y] = [randomArray(aShape, seed), randomArray(bShape, seed + 1)];
+          await same((o, a, b) => o.add(o.mul(a, b), b), swap ? [y, x] : [x, y]);
+          await same((o, a, b) => o.where(o.gt(a, b), a, b), swap ? [y, x] : [x, y]);
+        },
+      ),
+      { numRuns: 40 },
     );
   });
   it('names the op and both shapes on mismatch', () => {
