@@ -92,7 +92,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     throw new DownloadError(
       `Refusing to download ${url}: neither a SHA-256 nor a size is pinned for it in this version ` +
         `(HF_PARQUET_FILES in src/data/datasets.ts), so the file could not be verified. ` +
-        `Pass allowUnpinned: true (--allow-unpinned) to download it anyway, or place the files ` +
+        `Pass allowUnpinned: true (examples/tokenize.ts: --allow-unpinned) to download it anyway, or place the files ` +
         `yourself and point WIKITEXT_DIR / --data-dir at them.`,
     );
   }
