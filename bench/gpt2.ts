@@ -1,7 +1,8 @@
 // `npm run bench:gpt2`: GPT-2 training-step throughput (forward + backward + AdamW) on this
 // engine next to PyTorch CPU measured in the same run, the cost of an exact HVP relative to a
 // gradient, and Sophia-G's amortised step cost relative to AdamW's, for the tiny preset (others:
-// `npm run bench:gpt2 -- small 8 64`). A benchmark, not a test: it prints and writes JSON.
+// `npm run bench:gpt2 -- small 8 64`), then GPT-2 small's step at 1×64 when no preset is named.
+// A benchmark, not a test: it prints and writes JSON.
 // --step-only: the training step and its peak memory alone (GPT-2 124M on a CPU adapter);
 // --peer-device=cuda: the PyTorch peer on the GPU (a lent GPU machine, see README).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -122,3 +123,11 @@ const file = `bench/out/gpt2-${preset}-${new Date().toISOString().replace(/[:.]/
 writeFileSync(file, JSON.stringify({ preset, B, T, adapter: E.describeAdapter(ctx), ours, peer, gradMs, hvpMs, jvpMs, hvpRatio, jvpRatio, adamwMs, sophiaMs }, null, 2) + '\n');
 console.log(`wrote ${file}`);
 ctx.device.destroy();
+
+// With no preset named, GPT-2 small (124M) follows: its training step and peak memory at 1×64, in
+// a fresh process (its own device and buffer pool), next to PyTorch's.
+if (process.argv.slice(2).filter((a) => !a.startsWith('--')).length === 0) {
+  console.log('');
+  const flags = process.argv.slice(2).filter((a) => a.startsWith('--peer-device=') || a.startsWith('--attention='));
+  spawnSync(process.execPath, [...process.execArgv, process.argv[1], 'gpt2', '1', '64', '--step-only', ...flags], { stdio: 'inherit' });
+}
