@@ -11,6 +11,8 @@ import { functionalCall, loadGPT2, readSafetensors, type GPT2, type HostTensor }
 
 const fault = vi.hoisted(() => ({
   op: null as string | null,
+  /** Or: the rules of the nodes that consume this tensor (one layer's use of one parameter). */
+  consumer: null as unknown,
   /**
    * 'every': the rule is wrong wherever it runs. 'second': only for nodes that a backward rule
    * recorded (the gradient's own graph) when hvp's second pass differentiates them.
@@ -40,7 +42,7 @@ vi.mock('../../src/autograd/graph.ts', async (importOriginal) => {
       // fuses the same kernels as the clean one plus a single scaling kernel (each new fused
       // kernel is a shader compile, and compiles would dominate this test's time).
       for (const x of grads) x?.realize();
-      if (op !== fault.op) return grads;
+      if (op !== fault.op && !(fault.consumer !== null && inputs.includes(fault.consumer as never))) return grads;
       return grads.map((x) => (x === null ? x : (fault.perturb!(x) as typeof x)));
     });
   };
@@ -72,9 +74,13 @@ const loss = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(i
  * Names of the parameters whose gradient (or, for 'hvp', Hessian-vector product) misses PyTorch's
  * by more than 1e-4 of its largest entry.
  */
-async function wrong(what: 'grad' | 'hvp'): Promise<string[]> {
+async function wrong(what: 'grad' | 'hvp', onLeaves = false): Promise<string[]> {
   const named = model.namedParameters();
-  const grads = E.tidy(() => (what === 'grad' ? E.grad(loss)(...model.parameters()) : E.hvp(loss, model.parameters(), hvpVector)));
+  // onLeaves: the graph consumes the model's own parameters (so a node can be picked by the
+  // parameter it reads), not grad()'s stand-ins for them.
+  const grads = E.tidy(() =>
+    onLeaves ? E.gradOf(model.loss(inputs, targets), model.parameters()) : what === 'grad' ? E.grad(loss)(...model.parameters()) : E.hvp(loss, model.parameters(), hvpVector),
+  );
   const wrong: string[] = [];
   for (let i = 0; i < named.length; i++) {
     const got = await grads[i].toArray();
@@ -105,12 +111,29 @@ describe('the GPT-2 fixture test catches a wrong backward rule', () => {
     expect(missed, `backward rules whose error the fixture comparison does not see (of ${ops.join(', ')})`).toEqual([]);
   }, 300_000);
 
+  it('fails when one layer alone has a wrong backward: the rule of the op reading any single parameter, off by 0.1 %', async () => {
+    fault.op = null;
+    fault.where = 'every';
+    fault.consumer = null;
+    expect(await wrong('grad', true)).toEqual([]);
+    const missed: string[] = [];
+    for (const [name, p] of model.namedParameters()) {
+      fault.consumer = p;
+      if ((await wrong('grad', true)).length === 0) missed.push(name);
+    }
+    fault.consumer = null;
+    expect(missed, 'parameters whose consuming op can have a wrong backward unnoticed').toEqual([]);
+  }, 300_000);
+
   it("catches each rule off by 0.1 % in the HVP's second pass alone (the gradient stays right)", async () => {
     fault.op = null;
     fault.where = 'second';
     fault.ran.clear();
     expect(await wrong('hvp')).toEqual([]);
     const ops = [...fault.ran].sort();
+    // The gradient's graph is built from the backward rules' own ops: products, sums, views, the
+    // embedding's scatter and the LM head's matmuls among them.
+    for (const op of ['matmul', 'mul', 'sum', 'expand', 'scatterAdd']) expect(ops).toContain(op);
     const missed: string[] = [];
     for (const op of ops) {
       fault.op = op;
