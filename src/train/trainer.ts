@@ -10,6 +10,7 @@ import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.
 import { autocast, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor, type Precision } from '../nn/index.ts';
 import * as O from '../optim/index.ts';
 import { hasCheckpoint, readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { writeMetricsCsv } from './report/runs.ts';
 import { trainStep } from './step.ts';
 import type { Summary } from './report/runs.ts';
 
@@ -402,6 +403,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     });
     for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken, p.hStats?.values].forEach((t) => t?.dispose());
     pending = [];
+    // metrics.csv follows metrics.jsonl as rows arrive, so a stopped or killed run has both.
+    writeMetricsCsv(cfg.out);
     intervalStart = performance.now();
     intervalEstimatorMs = 0;
     if (badRun >= cfg.maxBadSteps) await stopDiverged();

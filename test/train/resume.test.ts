@@ -39,6 +39,7 @@ async function interrupted(signal: NodeJS.Signals): Promise<string> {
     child.on('error', fail);
   });
   expect(existsSync(join(out, 'sophia', 'summary.json'))).toBe(false); // it really was cut short
+  expect(readFileSync(join(out, 'sophia', 'metrics.csv'), 'utf8').split('\n').length).toBeGreaterThan(2); // written as rows arrive
   const resumed = spawnSync(cmd, [...args.slice(0, 3), '--resume', out], { cwd: root, encoding: 'utf8' });
   expect(resumed.status, resumed.stderr).toBe(0);
   expect(resumed.stdout).toMatch(/resumed sophia from step \d+/);
