@@ -63,8 +63,12 @@ class BufferPool {
     this.stats.pooledBytes += buf.size;
   }
 
+  /** Called before trim() destroys buffers (the runtime drops cached bind groups that name them). */
+  readonly beforeTrim: (() => void)[] = [];
+
   /** Destroys every pooled (unused) buffer, returning memory to the driver. */
   trim(): void {
+    for (const f of this.beforeTrim) f();
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
     this.stats.pooledBuffers = 0;

@@ -30,6 +30,58 @@ export function bindingLimit(): number {
 const F16_USE = /\bf16\b/;
 const pipelines = new Map<string, GPUComputePipeline>();
 
+/**
+ * Bind groups are cached per pipeline and buffer set: the parameter block comes from the uniform
+ * ring at a dynamic offset, so one group serves every dispatch over the same buffers (pooled
+ * buffers recur from step to step). createBindGroup is most of a dispatch's JavaScript cost.
+ */
+interface BindCache {
+  layout: GPUBindGroupLayout;
+  storageBindings: number;
+  groups: Map<string, GPUBindGroup>;
+}
+const bindCaches = new WeakMap<GPUComputePipeline, BindCache>();
+const liveCaches = new Set<BindCache>();
+let cachedGroups = 0;
+const MAX_CACHED_GROUPS = 16384;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+const bufferId = (b: GPUBuffer) => bufferIds.get(b) ?? (bufferIds.set(b, nextBufferId), nextBufferId++);
+
+/** Forgets every cached bind group (their buffers are about to be destroyed, or too many are held). */
+export function clearBindGroupCache(): void {
+  for (const c of liveCaches) c.groups.clear();
+  cachedGroups = 0;
+}
+
+pool.beforeTrim.push(clearBindGroupCache);
+
+const DECL = /@group\(0\)\s*@binding\((\d+)\)\s*var(?:<([^>]*)>)?\s+\w+\s*:/g;
+
+/**
+ * The explicit layout of a shader whose bindings are the params uniform (0) and storage buffers
+ * (1…n, in order); null for anything else (textures), which keeps layout 'auto'.
+ */
+function explicitLayout(device: GPUDevice, source: string): { layout: GPUBindGroupLayout; storageBindings: number } | null {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const m of source.matchAll(DECL)) {
+    const [binding, space = ''] = [Number(m[1]), m[2]?.replace(/\s/g, '') ?? ''];
+    if (binding !== entries.length) return null;
+    if (binding === 0) {
+      if (space !== 'uniform') return null;
+      entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } });
+    } else if (space === 'storage' || space === 'storage,read') {
+      entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
+    } else if (space === 'storage,read_write') {
+      entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
+    } else {
+      return null;
+    }
+  }
+  if (entries.length === 0) return null;
+  return { layout: device.createBindGroupLayout({ entries }), storageBindings: entries.length - 1 };
+}
+
 /** Compiles (once per distinct source) and caches a compute pipeline. */
 export function pipeline(source: string, label = 'kernel'): GPUComputePipeline {
   let p = pipelines.get(source);
@@ -38,7 +90,14 @@ export function pipeline(source: string, label = 'kernel'): GPUComputePipeline {
     // Only shaders that touch f16 enable it (it must come before any declaration).
     const code = F16_USE.test(source) ? `enable f16;\n${source}` : source;
     const module = device.createShaderModule({ code, label });
-    p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+    const explicit = explicitLayout(device, source);
+    const layout = explicit ? device.createPipelineLayout({ bindGroupLayouts: [explicit.layout] }) : 'auto';
+    p = device.createComputePipeline({ layout, compute: { module, entryPoint: 'main' }, label });
+    if (explicit) {
+      const cache = { ...explicit, groups: new Map<string, GPUBindGroup>() };
+      bindCaches.set(p, cache);
+      liveCaches.add(cache);
+    }
     pipelines.set(source, p);
   }
   return p;
@@ -115,9 +174,23 @@ class Runtime {
     buffers.forEach((b, i) =>
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } }),
     );
-    const group = ctx().device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
+    const cache = bindCaches.get(pipe);
     pass.setPipeline(pipe);
-    pass.setBindGroup(0, group);
+    if (cache) {
+      if (buffers.length !== cache.storageBindings) throw new Error(`${pipe.label}: the shader declares ${cache.storageBindings} storage buffers, the dispatch binds ${buffers.length}`);
+      const key = `${bytes}|${buffers.map((b) => `${bufferId(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}`).join('|')}`;
+      let group = cache.groups.get(key);
+      if (!group) {
+        if (cachedGroups >= MAX_CACHED_GROUPS) clearBindGroupCache();
+        entries[0] = { binding: 0, resource: { buffer: this.ringBuffer!, offset: 0, size: bytes } };
+        group = ctx().device.createBindGroup({ layout: cache.layout, entries });
+        cache.groups.set(key, group);
+        cachedGroups++;
+      }
+      pass.setBindGroup(0, group, [offset]);
+    } else {
+      pass.setBindGroup(0, ctx().device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+    }
     const [x, y = 1, z = 1] = workgroups;
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.endPass();
