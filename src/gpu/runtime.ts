@@ -162,7 +162,6 @@ class Runtime {
     const offset = this.ringUsed;
     this.ringU32.set(params, offset / 4);
     this.ringUsed += slotBytes;
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ringBuffer!, offset, size: bytes } }];
     const maxBinding = bindingLimit();
     for (const b of buffers) {
       // (kernels split work into binding windows first; this guards the ones that cannot)
@@ -171,9 +170,12 @@ class Runtime {
         throw new Error(`${pipe.label}: a ${(size / 2 ** 20).toFixed(0)} MiB buffer exceeds this adapter's maxStorageBufferBindingSize (${(maxBinding / 2 ** 20).toFixed(0)} MiB); split the work into smaller tensors`);
       }
     }
-    buffers.forEach((b, i) =>
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } }),
-    );
+    // The uniform at `uniformOffset` (0 where the offset is dynamic), then the buffers: built only
+    // when a bind group is created.
+    const entries = (uniformOffset: number): GPUBindGroupEntry[] => [
+      { binding: 0, resource: { buffer: this.ringBuffer!, offset: uniformOffset, size: bytes } },
+      ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } })),
+    ];
     const cache = bindCaches.get(pipe);
     pass.setPipeline(pipe);
     if (cache) {
@@ -182,14 +184,13 @@ class Runtime {
       let group = cache.groups.get(key);
       if (!group) {
         if (cachedGroups >= MAX_CACHED_GROUPS) clearBindGroupCache();
-        entries[0] = { binding: 0, resource: { buffer: this.ringBuffer!, offset: 0, size: bytes } };
-        group = ctx().device.createBindGroup({ layout: cache.layout, entries });
+        group = ctx().device.createBindGroup({ layout: cache.layout, entries: entries(0) });
         cache.groups.set(key, group);
         cachedGroups++;
       }
       pass.setBindGroup(0, group, [offset]);
     } else {
-      pass.setBindGroup(0, ctx().device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+      pass.setBindGroup(0, ctx().device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: entries(offset) }));
     }
     const [x, y = 1, z = 1] = workgroups;
     pass.dispatchWorkgroups(x, y, z);

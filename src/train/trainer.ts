@@ -10,7 +10,7 @@ import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.
 import { autocast, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor, type Precision } from '../nn/index.ts';
 import * as O from '../optim/index.ts';
 import { hasCheckpoint, readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { writeMetricsCsv } from './report/runs.ts';
+import { CSV_HEADER_LINE, csvRow, writeMetricsCsv, type MetricRecord } from './report/runs.ts';
 import { trainStep } from './step.ts';
 import type { Summary } from './report/runs.ts';
 
@@ -265,6 +265,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   if (cfg.testEval && !data.test) throw new Error('testEval: the test split was not loaded (TrainData.test); load it or turn testEval off');
   mkdirSync(cfg.out, { recursive: true });
   const metricsPath = join(cfg.out, 'metrics.jsonl');
+  // metrics.csv follows metrics.jsonl row by row, so a stopped or killed run has both.
+  const csvPath = join(cfg.out, 'metrics.csv');
   const ckptDir = join(cfg.out, 'checkpoints');
   const model = buildModel(cfg);
   const opt = buildOptimizer(cfg, model);
@@ -317,16 +319,20 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     // Drop metric rows written after the checkpoint: the resumed run writes them again.
     const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
     writeFileSync(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join(''));
+    if (metricRows > 0) writeMetricsCsv(cfg.out);
+    else writeFileSync(csvPath, CSV_HEADER_LINE);
     log(`resumed ${cfg.optimizer} from step ${step}`);
   } else {
     // A fresh start owns the folder: no checkpoint of an earlier attempt may be resumed into it.
     rmSync(ckptDir, { recursive: true, force: true });
     writeFileSync(metricsPath, '');
+    writeFileSync(csvPath, CSV_HEADER_LINE);
     writeFileSync(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, precision, precisionRequested: cfg.precision ?? 'f32', totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
   }
 
   const writeRow = (row: Record<string, unknown>) => {
     appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+    appendFileSync(csvPath, csvRow(row as unknown as MetricRecord));
     metricRows++;
   };
 
@@ -403,8 +409,6 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     });
     for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken, p.hStats?.values].forEach((t) => t?.dispose());
     pending = [];
-    // metrics.csv follows metrics.jsonl as rows arrive, so a stopped or killed run has both.
-    writeMetricsCsv(cfg.out);
     intervalStart = performance.now();
     intervalEstimatorMs = 0;
     if (badRun >= cfg.maxBadSteps) await stopDiverged();

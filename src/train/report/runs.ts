@@ -128,16 +128,20 @@ export function readMetrics(file: string): MetricRecord[] {
 
 const CSV_HEADER = ['step', 'epoch', 'tokens', 'lr', 'train_loss', 'grad_norm', 'win_rate', 'step_ms', 'estimator_ms', 'val_loss', 'val_ppl', 'val_acc'];
 
-/** metrics.jsonl → CSV text, one row per record (train rows leave the val_* columns empty and vice versa). */
+export const CSV_HEADER_LINE = CSV_HEADER.join(',') + '\n';
+
+/** One record as a CSV line (train rows leave the val_* columns empty and vice versa; absent fields are empty). */
+export function csvRow(r: MetricRecord): string {
+  const cell = (v: number | null | undefined) => (v === null || v === undefined ? '' : String(v));
+  const head = [r.step, r.epoch, r.tokens];
+  const train = r.type === 'train' ? [r.lr, r.loss, r.gradNorm, r.winRate, r.stepMs, r.estimatorMs] : [null, null, null, null, null, null];
+  const val = r.type === 'eval' ? [r.valLoss, r.valPpl, r.valAcc] : [null, null, null];
+  return [...head, ...train, ...val].map(cell).join(',') + '\n';
+}
+
+/** metrics.jsonl → CSV text, one row per record. */
 export function metricsCsv(records: MetricRecord[]): string {
-  const cell = (v: number | null) => (v === null ? '' : String(v));
-  const rows = records.map((r) => {
-    const head = [r.step, r.epoch, r.tokens];
-    const train = r.type === 'train' ? [r.lr, r.loss, r.gradNorm, r.winRate, r.stepMs, r.estimatorMs] : [null, null, null, null, null, null];
-    const val = r.type === 'eval' ? [r.valLoss, r.valPpl, r.valAcc] : [null, null, null];
-    return [...head, ...train, ...val].map(cell).join(',');
-  });
-  return [CSV_HEADER.join(','), ...rows].join('\n') + '\n';
+  return CSV_HEADER_LINE + records.map(csvRow).join('');
 }
 
 /** Writes `runDir/metrics.csv` from `runDir/metrics.jsonl`; returns the CSV path. */
