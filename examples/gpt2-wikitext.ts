@@ -4,13 +4,13 @@
 //   tsx examples/gpt2-wikitext.ts --optimizer sophia --epochs 5
 //   tsx examples/gpt2-wikitext.ts --help
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../src/nn/safetensors.ts';
-import { hasCheckpoint } from '../src/train/checkpoint.ts';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createProgress, loadGpt2Tokenizer, resolveCorpus, tokenizeSplit, type DatasetName } from '../src/data/index.ts';
 import * as E from '../src/index.ts';
-import { helpText, parseFlags, UsageError, type FlagSpec } from '../src/train/cli.ts';
+import { writeFileAtomic } from '../src/nn/safetensors.ts';
+import { hasCheckpoint } from '../src/train/checkpoint.ts';
+import { helpText, kebab, parseFlags, UsageError, type FlagSpec } from '../src/train/cli.ts';
 import { writeReport } from '../src/train/report.ts';
 import { DivergedError, trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
 
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const plan = flags.resume !== null ? readPlan(flags.resume) : null;
   if (plan) {
     const ignored = [...flags.given].filter((k) => !['resume', 'dataDir', 'download', 'help'].includes(k));
-    if (ignored.length) console.log(`note: --resume continues with the settings the runs were started with; ignoring ${ignored.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`);
+    if (ignored.length) console.log(`note: --resume continues with the settings the runs were started with; ignoring ${ignored.map((k) => `--${kebab(k)}`).join(', ')}`);
   }
   const wantTest = plan ? plan.data.testEval : flags.testEval;
   const detokenize = plan ? plan.data.detokenize : flags.detokenize;

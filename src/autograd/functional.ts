@@ -13,8 +13,7 @@ export function backward(output: Tensor, seed?: Tensor, opts: GradOptions = {}):
   if (!seed && output.size !== 1) {
     throw new Error(`backward(): the output has shape ${fmt(output.shape)}; pass a seed gradient of that shape for a non-scalar output`);
   }
-  const s = seed ?? ones(output.shape);
-  const grads = backwardPass([output], [s], null, add, opts);
+  const grads = backwardPass([output], [seed ?? ones(output.shape)], null, add, opts);
   // Tensors already handed out: the seed, and each leaf's gradient once it is stored.
   const handed = new Set<Tensor>(seed ? [seed] : []);
   for (const [t, g] of grads) {

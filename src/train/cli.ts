@@ -25,7 +25,8 @@ export class UsageError extends Error {
   }
 }
 
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+/** A spec key as its flag: maxBadSteps → max-bad-steps. */
+export const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 /**
  * Parses `--flag value`, `--flag=value` and bare booleans. `given` holds the keys the command

@@ -92,6 +92,17 @@ async function wrong(what: 'grad' | 'hvp', onLeaves = false): Promise<string[]> 
   return wrong;
 }
 
+/** The ops of `ops` whose rule, broken alone, leaves the `what` comparison passing. */
+async function unnoticed(ops: string[], what: 'grad' | 'hvp'): Promise<string[]> {
+  const missed: string[] = [];
+  for (const op of ops) {
+    fault.op = op;
+    if ((await wrong(what)).length === 0) missed.push(op);
+  }
+  fault.op = null;
+  return missed;
+}
+
 describe('the GPT-2 fixture test catches a wrong backward rule', () => {
   it('passes with the real rules, fails with each single rule off by 0.1 %', async () => {
     fault.op = null;
@@ -102,13 +113,7 @@ describe('the GPT-2 fixture test catches a wrong backward rule', () => {
     // Ops behind each layer: embeddings, LayerNorm, attention, GELU, linear layers and the LM head,
     // cross-entropy (the fixture's vocabulary is small enough for the composed logsumexp).
     for (const op of ['indexSelect', 'rsqrt', 'causalAttention', 'tanh', 'matmul', 'log', 'exp']) expect(ops).toContain(op);
-    const missed: string[] = [];
-    for (const op of ops) {
-      fault.op = op;
-      if ((await wrong('grad')).length === 0) missed.push(op);
-    }
-    fault.op = null;
-    expect(missed, `backward rules whose error the fixture comparison does not see (of ${ops.join(', ')})`).toEqual([]);
+    expect(await unnoticed(ops, 'grad'), `backward rules whose error the fixture comparison does not see (of ${ops.join(', ')})`).toEqual([]);
   }, 300_000);
 
   it('fails when one layer alone has a wrong backward: the rule of the op reading any single parameter, off by 0.1 %', async () => {
@@ -134,12 +139,7 @@ describe('the GPT-2 fixture test catches a wrong backward rule', () => {
     // The gradient's graph is built from the backward rules' own ops: products, sums, views, the
     // embedding's scatter and the LM head's matmuls among them.
     for (const op of ['matmul', 'mul', 'sum', 'expand', 'scatterAdd']) expect(ops).toContain(op);
-    const missed: string[] = [];
-    for (const op of ops) {
-      fault.op = op;
-      if ((await wrong('hvp')).length === 0) missed.push(op);
-    }
-    fault.op = null;
+    const missed = await unnoticed(ops, 'hvp');
     fault.where = 'every';
     expect(missed, `second-pass rules whose error the fixture HVP does not see (of ${ops.join(', ')})`).toEqual([]);
   }, 300_000);
