@@ -23,7 +23,9 @@ describe('line links in the docs point at the code they name', () => {
         const [a, b] = [Number(from), Number(to ?? from)];
         expect(b, `${doc}: ${whole} points past the end of ${path} (${lines.length} lines)`).toBeLessThanOrEqual(lines.length);
         const range = lines.slice(a - 1, b).join('\n');
-        expect(range.includes(snippet!), `${doc}: ${whole}: "${snippet}" is not in lines ${a}–${b} of ${path}; update the line numbers`).toBe(true);
+        const now = lines.findIndex((l) => l.includes(snippet!.split('\n')[0])) + 1;
+        const hint = now > 0 ? `it is now at line ${now}` : 'it is no longer in that file';
+        expect(range.includes(snippet!), `${doc}: ${whole}: "${snippet}" is not in lines ${a}–${b} of ${path} (${hint}); update the link`).toBe(true);
       }
     });
   }

@@ -3,6 +3,7 @@
 // We ask for the adapter's own maxima of the buffer limits: lavapipe caps a storage binding at
 // 128 MiB, a real GPU allows far more, and kernels consult `limits` to decide when to split.
 import { create, globals } from 'webgpu';
+import { paceDawnPolling } from './poll.ts';
 
 // GPUBufferUsage, GPUMapMode, ... as globals, the way browsers provide them.
 Object.assign(globalThis, globals);
@@ -60,6 +61,7 @@ const WANTED_LIMITS = [
 
 async function open(): Promise<GpuContext> {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
+  paceDawnPolling();
   let gpu: GPU;
   try {
     gpu = create([]);

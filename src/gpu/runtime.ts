@@ -232,37 +232,9 @@ class Runtime {
     this.afterSubmit.length = 0;
   }
 
-  private busyHintMs = 0;
-  /**
-   * Fraction of a hint actually slept. Callers derive hints from how long earlier waits took, and
-   * a sleep that outlasts the work inflates that measure, so the next hint is too long again (a
-   * run whose first steps compile shaders would keep sleeping ~90 % of their time per interval,
-   * decaying only 10 % at a time). A wait that finds the work already done shrinks the fraction;
-   * one that still had to wait grows it back.
-   */
-  private sleepFraction = 1;
-
-  /**
-   * Says the GPU should stay busy for about `ms` more. The next wait sleeps (up to) that long before
-   * it asks Dawn, because while a wait is pending Dawn's Node bindings poll from the JS thread,
-   * which on a 2-core CPU adapter takes a core from the kernels (bench/engine.ts measures it).
-   */
-  expectBusy(ms: number): void {
-    this.busyHintMs = Math.max(0, Math.min(ms, 60_000));
-  }
-
+  /** Resolves when everything submitted so far has run (Dawn's polling is paced, see poll.ts). */
   private async waitDone(): Promise<void> {
-    const sleepMs = this.busyHintMs > 1 ? this.busyHintMs * this.sleepFraction : 0;
-    this.busyHintMs = 0;
-    if (sleepMs > 0) await new Promise((r) => setTimeout(r, sleepMs));
-    const t0 = performance.now();
     await ctx().device.queue.onSubmittedWorkDone();
-    // An idle queue answers in 0.2–1.5 ms on lavapipe (more on a loaded machine): a wait that
-    // short after a long sleep means the work had finished during it.
-    if (sleepMs > 0) {
-      const overslept = performance.now() - t0 < Math.max(2, 0.05 * sleepMs);
-      this.sleepFraction = overslept ? Math.max(0.25, this.sleepFraction * 0.6) : Math.min(1, this.sleepFraction * 1.15);
-    }
   }
 
   /** Copies `bytes` from `src` back to the host. The only place the engine waits for the GPU. */

@@ -352,28 +352,17 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   let pending: Pending[] = [];
   let intervalStart = performance.now();
   let intervalEstimatorMs = 0;
-  // Before each wait, sleep through the GPU time still expected (see runtime.expectBusy).
+  // A plain step's time, from the last log interval: a step that also estimates the Hessian
+  // (--hess-batch shared) counts what it took beyond that as the estimator's.
   let perStepMs = 0;
-  let lastEstimatorMs = 0;
-  let recordedSinceWait = 0;
-  let lastWaitEnd = performance.now();
-  const beforeWait = () => {
-    if (perStepMs > 0) E.runtime.expectBusy(0.9 * (recordedSinceWait * perStepMs - (performance.now() - lastWaitEnd)));
-  };
-  const afterWait = () => {
-    recordedSinceWait = 0;
-    lastWaitEnd = performance.now();
-  };
   const t0Run = performance.now();
 
   const flush = async () => {
     if (pending.length === 0) return;
     const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2]), p.taken ?? E.scalar(1)]);
     const hStats = pending.flatMap((p) => (p.hStats ? [p.hStats.values] : [])); // after the 6 per step
-    beforeWait();
     const vals = await E.concat([...scalars, ...hStats].map((t) => E.reshape(t, [t.size]))).toArray();
     let hAt = 6 * pending.length;
-    afterWait();
     const elapsed = performance.now() - intervalStart;
     const perStep = (elapsed - intervalEstimatorMs) / pending.length;
     perStepMs = perStep;
@@ -442,9 +431,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     const shared = refresh && cfg.hessBatch === 'shared' && precision === 'f32';
     if (refresh && !shared) {
       // Timed on its own (two waits every k steps) so its overhead can be reported.
-      beforeWait();
       await E.runtime.sync();
-      afterWait();
       const te = performance.now();
       const batch = estLoader.next();
       E.tidy(() => {
@@ -458,9 +445,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
             : O.hutchinsonEstimate((...ps) => functionalCall(model, ps, () => model.loss(ids, tg)), named, estGen, cfg.probe ?? 'rademacher');
         sophia.updateHessian(hhat, estimateTokens(cfg));
       });
-      if (lastEstimatorMs > 0) E.runtime.expectBusy(0.9 * lastEstimatorMs - (performance.now() - te));
       await E.runtime.sync();
-      estimatorMs = lastEstimatorMs = performance.now() - te;
+      estimatorMs = performance.now() - te;
       estimatorMsTotal += estimatorMs;
       intervalEstimatorMs += estimatorMs;
     }
@@ -468,9 +454,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     if (shared) {
       // The estimate runs inside this step: time the step on its own and count what it took
       // beyond a plain step (known after the first log interval) as the estimator's.
-      beforeWait();
       await E.runtime.sync();
-      afterWait();
     }
     const ts = performance.now();
     const kept = E.tidy(() => {
@@ -486,13 +470,10 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null, taken: finite ? E.mul(finite, 1).realize() : null, hStats };
     });
     step++;
-    recordedSinceWait++;
     if (shared) {
-      if (lastEstimatorMs > 0) E.runtime.expectBusy(0.9 * (perStepMs + lastEstimatorMs) - (performance.now() - ts));
       await E.runtime.sync();
-      afterWait();
       if (perStepMs > 0) {
-        estimatorMs = lastEstimatorMs = Math.max(0, performance.now() - ts - perStepMs);
+        estimatorMs = Math.max(0, performance.now() - ts - perStepMs);
         estimatorMsTotal += estimatorMs;
         intervalEstimatorMs += estimatorMs;
       }

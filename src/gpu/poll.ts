@@ -1,0 +1,58 @@
+// Paces how Dawn's Node bindings poll while a GPU promise is pending.
+//
+// Dawn drives a pending `mapAsync` / `onSubmittedWorkDone` / `popErrorScope` by re-arming
+// `globalThis.setImmediate` from native code after every `ProcessEvents()` call
+// (dawn/node/binding/AsyncRunner). That is a spin: the JS thread runs at 100 % for the whole wait.
+// On a GPU it only wastes a host core, but on a CPU adapter (lavapipe, two worker threads on a
+// 2-core machine) it takes a core from the kernels: a 1024³ matmul timed with a wait per call ran
+// at 18–19 GFLOP/s spinning and 28–32 GFLOP/s paced (.scratch experiment, 2026-12-03).
+//
+// So once a wait has had its first, immediate poll (a wait whose work is already done answers
+// there, as fast as before), the next polls of the same wait run from a 1 ms timer instead. Only
+// Dawn's callbacks are paced: they are anonymous native functions, which JavaScript callers of
+// `setImmediate` (closures, named or bound functions) never are, and everything else goes to
+// Node's own `setImmediate` untouched.
+
+const POLL_MS = 1;
+/** A native re-arm later than this after the previous one starts a new wait: poll it at once. */
+const NEW_WAIT_GAP_MS = 4;
+
+let installed: { original: typeof setImmediate } | null = null;
+let lastRearm = -Infinity;
+let pacedPolls = 0;
+
+function isDawnCallback(fn: unknown): boolean {
+  return typeof fn === 'function' && fn.name === '' && Function.prototype.toString.call(fn).includes('[native code]');
+}
+
+/** Routes Dawn's polling re-arms through a 1 ms timer (idempotent). */
+export function paceDawnPolling(): void {
+  if (installed) return;
+  const original = globalThis.setImmediate;
+  installed = { original };
+  const paced = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]) {
+    if (installed && isDawnCallback(fn)) {
+      const now = performance.now();
+      const sameWait = now - lastRearm < NEW_WAIT_GAP_MS;
+      lastRearm = now;
+      if (sameWait) {
+        pacedPolls++;
+        return setTimeout(fn, POLL_MS, ...args) as unknown as NodeJS.Immediate;
+      }
+    }
+    return original(fn, ...args);
+  };
+  globalThis.setImmediate = Object.assign(paced, original) as typeof setImmediate;
+}
+
+/** Puts Node's own `setImmediate` back, so Dawn spins again (benchmarks compare the two). */
+export function unpaceDawnPolling(): void {
+  if (!installed) return;
+  globalThis.setImmediate = installed.original;
+  installed = null;
+}
+
+/** Polls that were moved to the timer since the process started (tests check pacing happens). */
+export function pacedPollCount(): number {
+  return pacedPolls;
+}
