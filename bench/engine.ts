@@ -10,14 +10,15 @@
 // Each case is timed twice (two batches of about S/2 seconds) and the faster batch is kept, as is
 // the faster of two PyTorch batches: on a shared machine a neighbour only ever slows a batch down.
 // Options: --quick (fewer shapes, shorter batches), --no-peer (skip PyTorch), --seconds=S (target
-// seconds per case, default 2).
+// seconds per case, default 2), --matmul=simple|tex|tiled (force one matmul kernel; default: the
+// engine's choice per shape).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { add, describeAdapter, initOrExit, manualSeed, matmul, mul, randn, relu, runtime, sub, transpose, type Tensor } from '../src/index.ts';
 import { cpuSince, threadTimes } from './cpu-time.ts';
-import { lastMatmulKernel } from '../src/tensor/kernels/matmul.ts';
+import { lastMatmulKernel, setMatmulStrategy, type MatmulStrategy } from '../src/tensor/kernels/matmul.ts';
 import { paceDawnPolling, unpaceDawnPolling } from '../src/gpu/poll.ts';
 
 const args = process.argv.slice(2);
@@ -25,6 +26,11 @@ const quick = args.includes('--quick');
 const noPeer = args.includes('--no-peer');
 const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? (quick ? 0.5 : 2));
 const rounds = 2;
+const forced = args.find((a) => a.startsWith('--matmul='))?.split('=')[1] as MatmulStrategy | undefined;
+if (forced && !['simple', 'tex', 'tiled'].includes(forced)) {
+  console.error(`--matmul=${forced}: expected simple, tex or tiled`);
+  process.exit(2);
+}
 
 // ---------------------------------------------------------------- timing
 
@@ -90,6 +96,7 @@ const cases: MatmulCase[] = [
 if (quick) cases.splice(cases.findIndex((c) => c.name.startsWith('gpt2 proj')), 2);
 
 const ctxInfo = await initOrExit();
+if (forced) setMatmulStrategy(forced);
 manualSeed(1234);
 const adapter = describeAdapter(ctxInfo);
 console.log(`adapter: ${adapter}   cores: ${os.cpus().length}   load: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);

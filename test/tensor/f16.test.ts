@@ -112,7 +112,7 @@ describe('f16 reductions, matmul, gather', () => {
 
   // |c − c64| ≤ 2u·|c64| (rounding the f32 sum to f16, plus one ulp when the f32 sum sits next to
   // a rounding boundary) + 1e-5·Σ|a||b| (f32 accumulation).
-  const checkMatmul = async (strategy: 'simple' | 'tex', transposeB: boolean) => {
+  const checkMatmul = async (strategy: 'simple' | 'tex' | 'tiled', transposeB: boolean) => {
     setMatmulStrategy(strategy);
     const a = half([2, 37, 48], 10);
     const b = half(transposeB ? [40, 48] : [48, 40], 11);
@@ -128,6 +128,10 @@ describe('f16 reductions, matmul, gather', () => {
   it('f16 @ f16 → f16, portable kernel', async () => {
     expect(await checkMatmul('simple', false)).toBe('simple');
     await checkMatmul('simple', true);
+  });
+  it('f16 @ f16 → f16, tiled (GPU) kernel', async () => {
+    expect(await checkMatmul('tiled', false)).toBe('tiled4(a:k,b:n)');
+    expect(await checkMatmul('tiled', true)).toBe('tiled4(a:k,b:k)');
   });
   it('f16 @ f16 → f16, packed texture kernel (vec4 and gather loads)', async () => {
     const variant = await checkMatmul('tex', false);

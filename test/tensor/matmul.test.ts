@@ -86,7 +86,7 @@ async function plain(M: number, K: number, N: number, opts: { batchA?: number; b
   for (const t of [ta, tb, c]) t.dispose();
 }
 
-for (const strategy of ['simple', 'tex', 'auto'] as MatmulStrategy[]) {
+for (const strategy of ['simple', 'tex', 'tiled', 'auto'] as MatmulStrategy[]) {
   describe(`matmul, strategy ${strategy}`, () => {
     beforeAll(() => setMatmulStrategy(strategy));
     it('1×1×1', () => plain(1, 1, 1));
@@ -103,6 +103,9 @@ for (const strategy of ['simple', 'tex', 'auto'] as MatmulStrategy[]) {
     it('broadcast B (folded into one tall matrix)', () => plain(10, 16, 12, { batchA: 4 }));
     it('broadcast B with transposed A (not foldable)', () => plain(10, 16, 12, { batchA: 4, transA: true }));
     it('broadcast A', () => plain(10, 16, 12, { batchB: 5 }));
+    // 130 matrices make 130 tiles: the tiled kernel's 128×128 variant (8×8 per invocation).
+    it('many batched matrices', () => plain(20, 36, 33, { batchA: 130, batchB: 130 }));
+    it('many batched matrices, transposed A', () => plain(20, 36, 33, { batchA: 130, batchB: 130, transA: true }));
   });
 }
 
@@ -206,6 +209,9 @@ describe('matmul kernel selection', () => {
     const info = ctx().adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
     const texCapable = ctx().hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
     const expected = ['simple'];
+    // The tiled kernel, both block sizes, each operand walked along either dimension.
+    for (const T of [4, 8]) for (const a of ['k', 'm']) expected.push(`tiled${T}(a:${a},b:n)`);
+    expected.push('tiled4(a:k,b:k)', 'tiled4(a:m,b:k)');
     if (texCapable) for (const a of ['vec4', 'gather']) for (const b of ['vec4', 'gather']) expected.push(`tex(a:${a},b:${b})`);
     for (const v of expected) expect(seen, `variant ${v}`).toContain(v);
   });

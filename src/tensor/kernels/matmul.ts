@@ -31,11 +31,11 @@ export interface MatOperand {
   colStride: number;
 }
 
-export type MatmulStrategy = 'auto' | 'simple' | 'tex';
+export type MatmulStrategy = 'auto' | 'simple' | 'tex' | 'tiled';
 
 let strategy: MatmulStrategy = 'auto';
 
-/** Forces a kernel (tests, benchmarks). 'tex' still falls back to 'simple' where it cannot run. */
+/** Forces a kernel (tests, benchmarks). 'tex' still falls back to 'simple' where it cannot run; 'tiled' runs anywhere. */
 export function setMatmulStrategy(s: MatmulStrategy): void {
   strategy = s;
 }
@@ -56,8 +56,11 @@ export function matmulKernel(a: MatOperand, b: MatOperand, batch: number, M: num
     M *= batch;
     batch = 1;
   }
+  const tiled = tiledBlock(batch, M, N, K);
   if (useTex(batch, M, N, K)) {
     lastMatmulKernel = texMatmul(out, a, b, batch, M, N, K);
+  } else if (tiled) {
+    lastMatmulKernel = tiledMatmul(out, a, b, batch, M, N, K, tiled);
   } else {
     simpleMatmul(out, a, b, batch, M, N, K);
     lastMatmulKernel = 'simple';
@@ -88,6 +91,80 @@ function simpleMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number,
   }
 }
 
+// ---------------------------------------------------------------- tiled kernel (GPUs)
+
+/**
+ * The register block (4 or 8) of the tiled kernel for this product, or 0 for none. On GPUs it
+ * takes every product big enough to fill its tiles: 128×128 tiles when there are enough of them
+ * to keep a large GPU busy, 64×64 ones otherwise. Not measured on a GPU yet (no device was lent):
+ * the thresholds are the usual SGEMM choices, to be tuned with `npm run bench` there.
+ */
+function tiledBlock(batch: number, M: number, N: number, K: number): 0 | 4 | 8 {
+  if (strategy === 'simple' || strategy === 'tex' || K === 0) return 0;
+  const bigTiles = batch * Math.ceil(M / 128) * Math.ceil(N / 128);
+  if (strategy === 'tiled') return bigTiles >= 128 ? 8 : 4;
+  if (ctx().isCpu || M < 32 || N < 32 || K < 16) return 0;
+  return bigTiles >= 128 ? 8 : 4;
+}
+
+const TILE_K = 16;
+const tiledSources = new Map<string, string>();
+
+/** The unrolled parts of matmul_tiled.wgsl for a T×T block (T/4 row quads × T/4 column quads). */
+function tiledBody(T: 4 | 8, aFast: 'k' | 'm', bFast: 'k' | 'n'): Record<string, string | number> {
+  const G = T / 4;
+  const BM = 64 * G;
+  const acc: string[] = [];
+  const fma: string[] = [];
+  const store: string[] = [];
+  for (let g = 0; g < G; g++) fma.push(`      let a${g} = As[kk * Q + ty + ${16 * g}u];`);
+  for (let h = 0; h < G; h++) fma.push(`      let b${h} = Bs[kk * Q + tx + ${16 * h}u];`);
+  for (let g = 0; g < G; g++) {
+    for (let i = 0; i < 4; i++) {
+      for (let h = 0; h < G; h++) {
+        const v = `c${g}_${i}_${h}`;
+        acc.push(`  var ${v} = vec4<f32>(0.0);`);
+        fma.push(`      ${v} = fma(vec4<f32>(a${g}[${i}]), b${h}, ${v});`);
+        store.push(`  store(m0 + (ty + ${16 * g}u) * 4u + ${i}u, n0 + (tx + ${16 * h}u) * 4u, M, N, cBase, ${v});`);
+      }
+    }
+  }
+  const [am, ak] = aFast === 'k' ? ['e / BK', 'e % BK'] : ['e % BM', 'e / BM'];
+  const [bn, bk] = bFast === 'n' ? ['e % BM', 'e / BM'] : ['e / BK', 'e % BK'];
+  const copy = [
+    `      let am = ${am};`,
+    `      let ak = ${ak};`,
+    `      As[ak * Q + am / 4u][am % 4u] = loadA(aBase, m0 + am, k0 + ak, M, K);`,
+    `      let bn = ${bn};`,
+    `      let bk = ${bk};`,
+    `      Bs[bk * Q + bn / 4u][bn % 4u] = loadB(bBase, k0 + bk, n0 + bn, K, N);`,
+  ];
+  const j = (x: string[]) => x.join('\n');
+  return { BM, BK: TILE_K, T, A_FAST: aFast === 'k' ? 'k' : 'm', B_FAST: bFast, ACC: j(acc), FMA: j(fma), STORE: j(store), COPY: j(copy) };
+}
+
+function tiledMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number, T: 4 | 8): string {
+  // Walk each operand's contiguous dimension across invocations (A [M, K]: k if its columns are
+  // adjacent; B [K, N]: n if its columns are).
+  const aFast = a.colStride <= a.rowStride ? 'k' : 'm';
+  const bFast = b.colStride <= b.rowStride ? 'n' : 'k';
+  const types = { A_TYPE: a.storage.dtype, B_TYPE: b.storage.dtype, C_TYPE: out.dtype };
+  const key = [...Object.values(types), T, aFast, bFast].join();
+  let source = tiledSources.get(key);
+  if (!source) tiledSources.set(key, (source = fillTemplate('matmul_tiled', { PARAMS: paramsBlock(12), ...types, ...tiledBody(T, aFast, bFast) })));
+  const BM = 16 * T;
+  const words = [M, N, K, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride, 0];
+  for (let b0 = 0; b0 < batch; b0 += 65535) {
+    const nb = Math.min(65535, batch - b0);
+    const w = [...words];
+    w[3] = a.offset + b0 * a.batchStride;
+    w[7] = b.offset + b0 * b.batchStride;
+    w[11] = b0 * M * N;
+    runtime.dispatch(pipeline(source, 'matmul-tiled'), new Uint32Array(w), [out, a.storage, b.storage].map((s) => ({ buffer: s.buffer })), [Math.ceil(N / BM), Math.ceil(M / BM), nb]);
+  }
+  return `tiled${T}(a:${aFast},b:${bFast})`;
+}
+
 // ---------------------------------------------------------------- tex kernel
 
 const R = 32; // rows per subgroup tile
@@ -113,7 +190,7 @@ function texels(M: number, N: number, K: number): [number, number] {
 }
 
 function useTex(batch: number, M: number, N: number, K: number): boolean {
-  if (strategy === 'simple' || K === 0) return false;
+  if (strategy === 'simple' || strategy === 'tiled' || K === 0) return false;
   texOk ??= texSupported();
   if (!texOk) return false;
   // Grid limits (x: column panels, y: row tiles) and one matrix's packing must fit a texture.
