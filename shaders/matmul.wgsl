@@ -2,9 +2,9 @@
 // they are just strides); C is contiguous [batch, M, N]. Each lane computes a 4×4 block.
 //
 // The portable kernel: no subgroups, no textures, no packing pass, and it records into the
-// runtime's shared batch like every other op. matmul.ts uses it on adapters without 8-lane
-// subgroups and, on lavapipe, for products too small or too thin to pay for the packed path
-// (matmul_tex.wgsl). On lavapipe every load here is a per-lane scalar load with a bounds check
+// runtime's shared batch like every other op. matmul.ts uses it for products too small or too
+// thin to pay for the packed path on lavapipe (matmul_tex.wgsl) or to fill the tiled kernel's
+// tiles on a GPU (matmul_tiled.wgsl). On lavapipe every load here is a per-lane scalar load with a bounds check
 // (≈ 10 instructions), 8 loads per 16 FMAs, hence its ≈ 5 GFLOP/s; on a GPU it is a reasonable
 // register-tiled kernel. Edge rows/columns are clamped so no load goes out of bounds.
 // P: 0 M, 1 N, 2 K, 3 aOff, 4 aBatch, 5 aRow, 6 aCol, 7 bOff, 8 bBatch, 9 bRow, 10 bCol, 11 cOff

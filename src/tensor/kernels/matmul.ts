@@ -1,17 +1,18 @@
 // Batched matmul over strided operands. Batch dims must flatten to one stride per operand
 // (true for contiguous tensors, their transposes and broadcasts of a single matrix).
 //
-// Two kernels:
+// Three kernels:
 // - "simple" (shaders/matmul.wgsl): a 4×4 register tile per invocation reading A and B through
 //   their strides. Works on any adapter, records into the shared runtime batch, best for small
 //   products. ≈ 5 GFLOP/s on lavapipe.
 // - "tex" (shaders/matmul_tex.wgsl + matmul_pack_{a,b}.wgsl): for lavapipe-like adapters
 //   (subgroups of exactly 8 lanes). A and B are first packed into zero-padded rgba32float textures,
 //   then one subgroup computes a 32 × 64 tile of C sharing A values by subgroupShuffle. On the
-//   2-core CI machine: 31–40 GFLOP/s wall at 1024³, 2048³ and the GPT-2 shapes (packing included),
-//   60–75 GFLOP/s per second of lavapipe worker-thread CPU; the wall figure is held down by the JS
-//   thread polling Dawn inside runtime.sync()/readBuffer (66 GFLOP/s wall when it sleeps instead,
-//   see bench/engine.ts). Packing costs 3–10 %. See matmul_tex.wgsl for why textures and this tile.
+//   2-core CI machine (`npm run bench -- --quick`, 2026-12-03): 33 GFLOP/s wall at 1024³, 35–36 at
+//   the GPT-2 shapes (packing included), 35–38 per second of lavapipe worker-thread CPU. Packing
+//   costs 3–10 %. See matmul_tex.wgsl for why textures and this tile.
+// - "tiled" (shaders/matmul_tiled.wgsl): workgroup-shared tiles and 4×4 or 8×8 register blocks,
+//   the usual GPU design, for adapters that are not CPUs (on lavapipe it makes 5–11 GFLOP/s).
 //
 // The tex path binds textures, which `runtime.dispatch` (buffers only) cannot, so it flushes the
 // runtime's batch and submits its own command buffer (one extra submit, ≈ 0.1 ms, per call). It is
