@@ -9,35 +9,15 @@
 // Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { describeAdapter, grad, hvp, initOrExit, manualSeed, mul, randn, runtime, sum, tensor, tidy, type Tensor } from '../src/index.ts';
+import { describeAdapter, grad, hvp, initOrExit, manualSeed, mul, randn, sum, tensor, type Tensor } from '../src/index.ts';
 import { causalAttention, GPT2, gpt2Config, setAttentionStrategy, type AttentionStrategy } from '../src/nn/index.ts';
 import { AdamW, defaultParamGroups } from '../src/optim/index.ts';
-import { cpuSince, threadTimes } from './cpu-time.ts';
+import { alternate, fmtTiming, slowdown } from './alternate.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const rounds = Number(args.find((a) => a.startsWith('--rounds='))?.split('=')[1] ?? 3);
 const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? 1);
-
-/** CPU ms of lavapipe's two worker threads since `before`. */
-function workerMs(before: Map<string, number>): number | null {
-  const cpu = cpuSince(before);
-  return cpu ? cpu.workers * 1000 : null;
-}
-
-interface Timing {
-  ms: number;
-  workerMs: number | null;
-}
-
-async function batch(fn: () => void, reps: number): Promise<Timing> {
-  const c0 = threadTimes();
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) tidy(fn);
-  await runtime.sync();
-  const w = workerMs(c0);
-  return { ms: (performance.now() - t0) / reps, workerMs: w === null ? null : w / reps };
-}
 
 const shapes: [number, number, number, number][] = [
   [8, 4, 64, 32],
@@ -63,48 +43,14 @@ for (const [B, H, T, D] of shapes) {
     ['hvp', () => void hvp(loss, [q, k, v], dirs).forEach((g) => g.realize())],
   ];
   for (const [name, fn] of measures) {
-    const best = new Map<AttentionStrategy, Timing>();
-    const reps = new Map<AttentionStrategy, number>();
-    for (const s of strategies) {
-      setAttentionStrategy(s);
-      await batch(fn, 1); // warm-up: compiles shaders, sizes the pool
-      const once = (await batch(fn, 1)).ms;
-      reps.set(s, Math.max(1, Math.round((seconds * 1000) / once)));
-    }
-    for (let r = 0; r < rounds; r++) {
-      for (const s of strategies) {
-        setAttentionStrategy(s);
-        const t = await batch(fn, reps.get(s)!);
-        const prev = best.get(s);
-        if (!prev || (t.workerMs ?? t.ms) < (prev.workerMs ?? prev.ms)) best.set(s, t);
-      }
-    }
+    const best = await alternate(strategies, setAttentionStrategy, fn, { rounds, seconds });
     const f = best.get('fused')!;
     const c = best.get('composed')!;
-    const fmt = (t: Timing) => `${t.ms.toFixed(1).padStart(8)} (${t.workerMs?.toFixed(1) ?? '–'})`;
-    const ratio = (c.workerMs ?? c.ms) / (f.workerMs ?? f.ms);
-    console.log(`  [${shape.join(', ')}]`.padEnd(22) + `${name.padEnd(17)} fused ${fmt(f)}   composed ${fmt(c)}   composed/fused ${ratio.toFixed(2)}×`);
+    const ratio = slowdown(f, c);
+    console.log(`  [${shape.join(', ')}]`.padEnd(22) + `${name.padEnd(17)} fused ${fmtTiming(f)}   composed ${fmtTiming(c)}   composed/fused ${ratio.toFixed(2)}×`);
     results.push({ shape, measure: name, fused: f, composed: c, composedOverFused: ratio });
   }
   for (const t of [q, k, v, w, ...dirs]) t.dispose();
-}
-
-/** Alternating best-of-`rounds` batches of `fn` under each strategy. */
-async function compare(fn: () => void): Promise<Map<AttentionStrategy, Timing>> {
-  const best = new Map<AttentionStrategy, Timing>();
-  for (const s of strategies) {
-    setAttentionStrategy(s);
-    await batch(fn, 1); // warm-up
-  }
-  for (let r = 0; r < rounds; r++) {
-    for (const s of strategies) {
-      setAttentionStrategy(s);
-      const t = await batch(fn, quick ? 2 : 3);
-      const prev = best.get(s);
-      if (!prev || (t.workerMs ?? t.ms) < (prev.workerMs ?? prev.ms)) best.set(s, t);
-    }
-  }
-  return best;
 }
 
 {
@@ -113,14 +59,15 @@ async function compare(fn: () => void): Promise<Map<AttentionStrategy, Timing>> 
   const opt = new AdamW(defaultParamGroups(model.namedParameters(), 0.1), { lr: 1e-4 });
   const ids = (seed: number) => tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919 + seed * 104729) % 50257), [B, T], 'i32');
   const [x, y] = [ids(1), ids(2)];
-  const best = await compare(() => {
+  const step = () => {
     model.loss(x, y).backward();
     opt.step();
     opt.zeroGrad();
-  });
+  };
+  const best = await alternate(strategies, setAttentionStrategy, step, { rounds, reps: quick ? 2 : 3 });
   const f = best.get('fused')!;
   const c = best.get('composed')!;
-  const ratio = (c.workerMs ?? c.ms) / (f.workerMs ?? f.ms);
+  const ratio = slowdown(f, c);
   console.log(`\n  tiny GPT-2 training step (B=${B}, T=${T}, AdamW): fused ${f.ms.toFixed(0)} ms (${f.workerMs?.toFixed(0) ?? '–'}), ` +
     `composed ${c.ms.toFixed(0)} ms (${c.workerMs?.toFixed(0) ?? '–'})   composed/fused ${ratio.toFixed(2)}×   tokens/s fused ${((B * T) / f.ms * 1000).toFixed(0)}, composed ${((B * T) / c.ms * 1000).toFixed(0)}`);
   results.push({ measure: 'tiny GPT-2 training step', B, T, fused: f, composed: c, composedOverFused: ratio });

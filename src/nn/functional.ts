@@ -16,9 +16,38 @@ export function gelu(x: Tensor): Tensor {
   return mul(mul(0.5, x), add(1, tanh(inner)));
 }
 
-/** LayerNorm over the last axis with biased variance, as torch.nn.LayerNorm. */
+export type LayerNormStrategy = 'auto' | 'stats-kernel' | 'composed';
+let layerNormStrategy: LayerNormStrategy = 'auto';
+
+/** Forces one LayerNorm implementation (tests, benchmarks); 'stats-kernel' still falls back where it cannot run. */
+export function setLayerNormStrategy(s: LayerNormStrategy): void {
+  layerNormStrategy = s;
+}
+
+/** The implementation the last layerNorm call used (tests check that both ran). */
+export let lastLayerNorm: 'stats-kernel' | 'composed' | 'none' = 'none';
+
+/**
+ * LayerNorm over the last axis with biased variance, as torch.nn.LayerNorm:
+ * (x − μ)·(var + ε)^(-1/2)·weight + bias. The statistics come from one kernel
+ * (ops.layerNormStats) or from two composed reductions; the rest is one fused elementwise
+ * kernel either way, and both have the same derivatives of every order.
+ *
+ * 'auto' takes the statistics kernel wherever x fits one binding: `npm run bench:layernorm --
+ * --rounds=2` (2-core lavapipe, 2026-12-03), composed / kernel in worker-CPU time at [512, 128],
+ * [1024, 128], [1024, 768], [8192, 768]: forward 1.20, 1.34, 1.17, 1.14×; forward+backward 1.25,
+ * 1.15, 1.37, 1.42×; HVP 1.29, 1.16, 1.26, 1.16× (the backward graph is smaller: μ and r have
+ * one rule each instead of the chains of mean, square, mean, add and rsqrt). The tiny training
+ * step, where LayerNorm is a small part, was the same either way (1.00×).
+ */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   x = fullp(x); // statistics in f32 under autocast
+  const kernel = layerNormStrategy !== 'composed' && x.size * 4 <= bindingLimit();
+  lastLayerNorm = kernel ? 'stats-kernel' : 'composed';
+  if (kernel) {
+    const { mean: mu, rstd } = ops.layerNormStats(x, eps);
+    return add(mul(mul(sub(x, mu), rstd), weight), bias);
+  }
   const mu = mean(x, -1, true);
   const xc = sub(x, mu);
   const variance = mean(mul(xc, xc), -1, true);

@@ -9,7 +9,7 @@ import { realizeExpr } from './kernels/elementwise.ts';
 import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
 import { randomKernel, type RandomKind } from './kernels/random.ts';
 import { reduceRows, type ReduceOp } from './kernels/reduce.ts';
-import { logsumexpRows, takeRows } from './kernels/rows.ts';
+import { layerNormStatsRows, logsumexpRows, takeRows } from './kernels/rows.ts';
 import { attentionKernel, type AttnOperand } from './kernels/attention.ts';
 import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape } from './shape.ts';
 import { encodeHalves } from './half.ts';
@@ -216,6 +216,18 @@ export function logsumexpLast(t: Tensor): Tensor {
   const out = logsumexpRows(storage, offset, c.size / Math.max(n, 1), n);
   if (c !== t) c.dispose();
   return Tensor.owning(out, t.shape.slice(0, -1));
+}
+
+/** LayerNorm's statistics over the last axis of an f32 tensor: mean and 1/√(var + eps), each [..., 1]. */
+export function layerNormStats(t: Tensor, eps: number): { mean: Tensor; rstd: Tensor } {
+  if (t.dtype !== 'f32') throw new Error(`layerNormStats: needs an f32 tensor, got ${t.dtype}`);
+  const n = t.shape[t.rank - 1];
+  const c = t.isContiguous() ? t : t.contiguousCopy();
+  const { storage, offset } = c.layout();
+  const { mean, rstd } = layerNormStatsRows(storage, offset, c.size / Math.max(n, 1), n, eps);
+  if (c !== t) c.dispose();
+  const kept = [...t.shape.slice(0, -1), 1];
+  return { mean: Tensor.owning(mean, kept), rstd: Tensor.owning(rstd, kept) };
 }
 
 /** out[...] = t[..., ids[...]] (ids i32 with t's leading shape). */

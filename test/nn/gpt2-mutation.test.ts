@@ -4,10 +4,14 @@
 // the largest entries, and far subtler than a typical bug: a dropped term or a wrong sign). Each op
 // whose rule runs in GPT-2's gradient is broken in turn, and the fixture comparison of every parameter gradient
 // (the same comparison and tolerance as gpt2-pytorch.test.ts) must notice each one.
+//
+// LayerNorm runs composed here (mean, square, mean, rsqrt: more rules to check, and the same
+// code every other op uses); the last test checks the two rules of its statistics kernel, which
+// GPT-2 runs by default.
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as E from '../../src/index.ts';
-import { functionalCall, loadGPT2, readSafetensors, type GPT2, type HostTensor } from '../../src/nn/index.ts';
+import { functionalCall, loadGPT2, readSafetensors, setLayerNormStrategy, type GPT2, type HostTensor } from '../../src/nn/index.ts';
 
 const fault = vi.hoisted(() => ({
   op: null as string | null,
@@ -58,6 +62,7 @@ let hvpVector: E.Tensor[];
 
 beforeAll(async () => {
   await E.init();
+  setLayerNormStrategy('composed');
   fault.perturb = (g) => E.mul(g as E.Tensor, 1 + 1e-3).realize();
   model = loadGPT2(dir + 'model');
   ref = readSafetensors(dir + 'reference.safetensors').tensors;
@@ -67,6 +72,8 @@ beforeAll(async () => {
   const vec = readSafetensors(dir + 'hvp_vector.safetensors').tensors;
   hvpVector = model.namedParameters().map(([n]) => E.tensor(vec.get(n)!.data as Float32Array, vec.get(n)!.shape));
 });
+
+afterAll(() => setLayerNormStrategy('auto'));
 
 const loss = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(inputs, targets));
 
@@ -142,5 +149,20 @@ describe('the GPT-2 fixture test catches a wrong backward rule', () => {
     const missed = await unnoticed(ops, 'hvp');
     fault.where = 'every';
     expect(missed, `second-pass rules whose error the fixture HVP does not see (of ${ops.join(', ')})`).toEqual([]);
+  }, 300_000);
+
+  it("catches each rule of LayerNorm's statistics kernel off by 0.1 % (the default LayerNorm)", async () => {
+    setLayerNormStrategy('stats-kernel');
+    try {
+      fault.op = null;
+      fault.where = 'every';
+      fault.ran.clear();
+      expect(await wrong('grad')).toEqual([]);
+      const ops = ['layerNormMean', 'layerNormRstd'];
+      for (const op of ops) expect([...fault.ran]).toContain(op);
+      expect(await unnoticed(ops, 'grad'), 'LayerNorm statistics rules whose error the fixture comparison does not see').toEqual([]);
+    } finally {
+      setLayerNormStrategy('composed');
+    }
   }, 300_000);
 });

@@ -9,3 +9,4 @@ export * from './creation.ts';
 export * from './inplace.ts';
 export * from './sample.ts';
 export * from './attention.ts';
+export * from './layernorm.ts';
