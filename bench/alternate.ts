@@ -3,7 +3,9 @@
 // turns round by round, and the best batch of each is kept (a busy neighbour only ever slows a
 // batch down). Besides wall time, the CPU time of lavapipe's two worker threads, which is
 // steadier there. Used by bench/attention.ts and bench/layernorm.ts.
-import { runtime, tidy } from '../src/index.ts';
+import { runtime, tensor, tidy } from '../src/index.ts';
+import { GPT2, gpt2Config } from '../src/nn/index.ts';
+import { AdamW, defaultParamGroups } from '../src/optim/index.ts';
 import { cpuSince, threadTimes } from './cpu-time.ts';
 
 export interface Timing {
@@ -49,3 +51,27 @@ export const fmtTiming = (t: Timing) => `${t.ms.toFixed(1).padStart(8)} (${t.wor
 
 /** How many times slower `b` is than `a`, by worker CPU where measured, else by wall time. */
 export const slowdown = (a: Timing, b: Timing) => (b.workerMs ?? b.ms) / (a.workerMs ?? a.ms);
+
+/**
+ * The tiny GPT-2's whole training step (B=8, T=64: forward, backward, AdamW) under each of two
+ * strategies, alternating; prints one line and returns the result row for the JSON.
+ */
+export async function compareTinyTrainingStep<S extends string>(strategies: readonly [S, S], use: (s: S) => void, opts: { rounds: number; reps: number }): Promise<Record<string, unknown>> {
+  const [B, T] = [8, 64];
+  const model = new GPT2(gpt2Config('tiny'), 0);
+  const opt = new AdamW(defaultParamGroups(model.namedParameters(), 0.1), { lr: 1e-4 });
+  const ids = (seed: number) => tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919 + seed * 104729) % 50257), [B, T], 'i32');
+  const [x, y] = [ids(1), ids(2)];
+  const step = () => {
+    model.loss(x, y).backward();
+    opt.step();
+    opt.zeroGrad();
+  };
+  const best = await alternate(strategies, use, step, opts);
+  const [a, b] = strategies.map((s) => best.get(s)!);
+  const ratio = slowdown(a, b);
+  const say = (name: S, t: Timing) => `${name} ${t.ms.toFixed(0)} ms (${t.workerMs?.toFixed(0) ?? '–'})`;
+  console.log(`\n  tiny GPT-2 training step (B=${B}, T=${T}, AdamW): ${say(strategies[0], a)}, ${say(strategies[1], b)}   ${strategies[1]}/${strategies[0]} ${ratio.toFixed(2)}×` +
+    `   tokens/s ${strategies[0]} ${((B * T) / a.ms * 1000).toFixed(0)}, ${strategies[1]} ${((B * T) / b.ms * 1000).toFixed(0)}`);
+  return { measure: 'tiny GPT-2 training step', B, T, [strategies[0]]: a, [strategies[1]]: b, ratio };
+}

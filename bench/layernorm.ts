@@ -5,10 +5,9 @@
 // Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { describeAdapter, grad, hvp, initOrExit, manualSeed, mul, randn, sum, tensor, type Tensor } from '../src/index.ts';
-import { GPT2, gpt2Config, layerNorm, setLayerNormStrategy, type LayerNormStrategy } from '../src/nn/index.ts';
-import { AdamW, defaultParamGroups } from '../src/optim/index.ts';
-import { alternate, fmtTiming, slowdown } from './alternate.ts';
+import { describeAdapter, grad, hvp, initOrExit, manualSeed, mul, randn, sum, type Tensor } from '../src/index.ts';
+import { layerNorm, setLayerNormStrategy, type LayerNormStrategy } from '../src/nn/index.ts';
+import { alternate, compareTinyTrainingStep, fmtTiming, slowdown } from './alternate.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -47,25 +46,7 @@ for (const [rows, C] of shapes) {
   for (const t of [x, w, b, u, ...dirs]) t.dispose();
 }
 
-{
-  const [B, T] = [8, 64];
-  const model = new GPT2(gpt2Config('tiny'), 0);
-  const opt = new AdamW(defaultParamGroups(model.namedParameters(), 0.1), { lr: 1e-4 });
-  const ids = (seed: number) => tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919 + seed * 104729) % 50257), [B, T], 'i32');
-  const [x, y] = [ids(1), ids(2)];
-  const step = () => {
-    model.loss(x, y).backward();
-    opt.step();
-    opt.zeroGrad();
-  };
-  const best = await alternate(strategies, setLayerNormStrategy, step, { rounds, reps: quick ? 2 : 3 });
-  const k = best.get('stats-kernel')!;
-  const c = best.get('composed')!;
-  const ratio = slowdown(k, c);
-  console.log(`\n  tiny GPT-2 training step (B=${B}, T=${T}, AdamW): stats kernel ${k.ms.toFixed(0)} ms (${k.workerMs?.toFixed(0) ?? '–'}), ` +
-    `composed ${c.ms.toFixed(0)} ms (${c.workerMs?.toFixed(0) ?? '–'})   composed/kernel ${ratio.toFixed(2)}×`);
-  results.push({ measure: 'tiny GPT-2 training step', B, T, statsKernel: k, composed: c, composedOverKernel: ratio });
-}
+results.push(await compareTinyTrainingStep(['stats-kernel', 'composed'] as const, setLayerNormStrategy, { rounds, reps: quick ? 2 : 3 }));
 setLayerNormStrategy('auto');
 
 mkdirSync('bench/out', { recursive: true });

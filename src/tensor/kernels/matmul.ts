@@ -79,16 +79,21 @@ function simpleMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number,
   const key = Object.values(types).join();
   let source = simpleSources.get(key);
   if (!source) simpleSources.set(key, (source = fillTemplate('matmul', { PARAMS: paramsBlock(words.length), ...types })));
-  const gx = Math.ceil(N / 32);
-  const gy = Math.ceil(M / 32);
-  // wid.z carries the batch; more than 65,535 matrices are split into several dispatches.
+  dispatchPerBatch(pipeline(source, 'matmul'), words, out, a, b, batch, M * N, [Math.ceil(N / 32), Math.ceil(M / 32)]);
+
+}
+
+/**
+ * Dispatches a kernel taking matmul.wgsl's parameter words (3 A offset, 7 B offset, 11 C offset)
+ * with the batch on wid.z; more than 65,535 matrices are split into several dispatches.
+ */
+function dispatchPerBatch(pipe: GPUComputePipeline, words: number[], out: Storage, a: MatOperand, b: MatOperand, batch: number, cPerBatch: number, gridXY: [number, number]): void {
   for (let b0 = 0; b0 < batch; b0 += 65535) {
-    const nb = Math.min(65535, batch - b0);
     const w = [...words];
     w[3] = a.offset + b0 * a.batchStride;
     w[7] = b.offset + b0 * b.batchStride;
-    w[11] = b0 * M * N;
-    runtime.dispatch(pipeline(source, 'matmul'), new Uint32Array(w), [out, a.storage, b.storage].map((s) => ({ buffer: s.buffer })), [gx, gy, nb]);
+    w[11] = b0 * cPerBatch;
+    runtime.dispatch(pipe, new Uint32Array(w), [out, a.storage, b.storage].map((s) => ({ buffer: s.buffer })), [...gridXY, Math.min(65535, batch - b0)]);
   }
 }
 
@@ -155,14 +160,8 @@ function tiledMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, 
   if (!source) tiledSources.set(key, (source = fillTemplate('matmul_tiled', { PARAMS: paramsBlock(12), ...types, ...tiledBody(T, aFast, bFast) })));
   const BM = 16 * T;
   const words = [M, N, K, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride, 0];
-  for (let b0 = 0; b0 < batch; b0 += 65535) {
-    const nb = Math.min(65535, batch - b0);
-    const w = [...words];
-    w[3] = a.offset + b0 * a.batchStride;
-    w[7] = b.offset + b0 * b.batchStride;
-    w[11] = b0 * M * N;
-    runtime.dispatch(pipeline(source, 'matmul-tiled'), new Uint32Array(w), [out, a.storage, b.storage].map((s) => ({ buffer: s.buffer })), [Math.ceil(N / BM), Math.ceil(M / BM), nb]);
-  }
+  dispatchPerBatch(pipeline(source, 'matmul-tiled'), words, out, a, b, batch, M * N, [Math.ceil(N / BM), Math.ceil(M / BM)]);
+
   return `tiled${T}(a:${aFast},b:${bFast})`;
 }
 
