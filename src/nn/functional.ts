@@ -42,7 +42,9 @@ export let lastLayerNorm: 'stats-kernel' | 'composed' | 'none' = 'none';
  */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   x = fullp(x); // statistics in f32 under autocast
-  const kernel = layerNormStrategy !== 'composed' && x.size * 4 <= bindingLimit();
+  const limit = bindingLimit();
+  // The kernel binds x's whole buffer (a contiguous copy when x is lazy or strided).
+  const kernel = layerNormStrategy !== 'composed' && x.size * 4 <= limit && (x.isLazy || !x.isContiguous() || x.layout().storage.buffer.size <= limit);
   lastLayerNorm = kernel ? 'stats-kernel' : 'composed';
   if (kernel) {
     const { mean: mu, rstd } = ops.layerNormStats(x, eps);

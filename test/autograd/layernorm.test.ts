@@ -7,10 +7,14 @@ import * as E from '../../src/index.ts';
 import * as N from '../../src/nn/index.ts';
 import * as R from '../../src/reference/ndarray.ts';
 import { NDArray } from '../../src/reference/ndarray.ts';
+import { setBindingLimit } from '../../src/gpu/runtime.ts';
 import { expectClose, fdGrad, fdHvp, randomArray, toGpu } from '../helpers.ts';
 
 await E.init();
-afterAll(() => N.setLayerNormStrategy('auto'));
+afterAll(() => {
+  N.setLayerNormStrategy('auto');
+  setBindingLimit(null);
+});
 
 const eps = 1e-5;
 function refLayerNorm(x: NDArray, w: NDArray, b: NDArray): NDArray {
@@ -91,6 +95,27 @@ describe('LayerNorm on the statistics kernel: derivatives', () => {
       const want = await c[i].toArray();
       const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       expectClose(await a[i].toArray(), want, 1e-4, 1e-4 * scale, i < 3 ? `grad ${i}` : `hvp ${i - 3}`);
+    }
+  });
+});
+
+describe('LayerNorm strategy choice', () => {
+  it('composes when x, or the buffer it views, exceeds one storage binding, with the same values', async () => {
+    N.setLayerNormStrategy('auto');
+    const big = randomArray([64, 32], 9); // 8 KiB
+    const [w, b] = [randomArray([32], 10), randomArray([32], 11)];
+    const rows = R.slice(big, [[0, 4], null]);
+    setBindingLimit(4096);
+    try {
+      const view = E.slice(toGpu(big), [[0, 4], null]); // contiguous, but its buffer is 8 KiB
+      const y = N.layerNorm(view, toGpu(w), toGpu(b));
+      expect(N.lastLayerNorm).toBe('composed');
+      expectClose(await y.toArray(), refLayerNorm(rows, w, b).data, 1e-5, 1e-5, 'composed');
+      const own = N.layerNorm(toGpu(rows), toGpu(w), toGpu(b));
+      expect(N.lastLayerNorm).toBe('stats-kernel');
+      expectClose(await own.toArray(), refLayerNorm(rows, w, b).data, 1e-5, 1e-5, 'stats kernel');
+    } finally {
+      setBindingLimit(null);
     }
   });
 });
