@@ -8,28 +8,31 @@
 // at 18–19 GFLOP/s spinning and 28–32 GFLOP/s paced (.scratch experiment, 2026-12-03).
 //
 // So once a wait has had its first, immediate poll (a wait whose work is already done answers
-// there, as fast as before), the next polls of the same wait run from a 1 ms timer instead. Only
-// Dawn's callbacks are paced: they are anonymous native functions, which JavaScript callers of
-// `setImmediate` (closures, named or bound functions) never are, and everything else goes to
-// Node's own `setImmediate` untouched.
+// there, as fast as before), the next polls of the same wait run from a 1 ms timer instead. The
+// runtime marks where each of its waits starts (startingWait), so every wait's first poll is
+// immediate. Only Dawn's callbacks are paced: anonymous native functions taking no arguments —
+// JavaScript callers of `setImmediate` pass closures, named or bound functions, or a Promise's
+// resolve/reject (anonymous and native too, but taking one argument) — and everything else goes
+// to Node's own `setImmediate` untouched.
 
 const POLL_MS = 1;
 /** A native re-arm later than this after the previous one starts a new wait: poll it at once. */
 const NEW_WAIT_GAP_MS = 4;
 
-let installed: { original: typeof setImmediate } | null = null;
+let installed: { original: typeof setImmediate; timer: typeof setTimeout; paced?: typeof setImmediate } | null = null;
 let lastRearm = -Infinity;
 let pacedPolls = 0;
 
 function isDawnCallback(fn: unknown): boolean {
-  return typeof fn === 'function' && fn.name === '' && Function.prototype.toString.call(fn).includes('[native code]');
+  return typeof fn === 'function' && fn.name === '' && fn.length === 0 && Function.prototype.toString.call(fn).includes('[native code]');
 }
 
 /** Routes Dawn's polling re-arms through a 1 ms timer (idempotent). */
 export function paceDawnPolling(): void {
   if (installed) return;
   const original = globalThis.setImmediate;
-  installed = { original };
+  const timer = globalThis.setTimeout; // captured: a test faking timers must not stall GPU waits
+  installed = { original, timer };
   const paced = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]) {
     if (installed && isDawnCallback(fn)) {
       const now = performance.now();
@@ -37,18 +40,24 @@ export function paceDawnPolling(): void {
       lastRearm = now;
       if (sameWait) {
         pacedPolls++;
-        return setTimeout(fn, POLL_MS, ...args) as unknown as NodeJS.Immediate;
+        return installed.timer(fn, POLL_MS, ...args) as unknown as NodeJS.Immediate;
       }
     }
     return original(fn, ...args);
   };
-  globalThis.setImmediate = Object.assign(paced, original) as typeof setImmediate;
+  installed.paced = Object.assign(paced, original) as typeof setImmediate;
+  globalThis.setImmediate = installed.paced;
+}
+
+/** Marks the start of a wait: its first poll runs at once, however soon after the last one. */
+export function startingWait(): void {
+  lastRearm = -Infinity;
 }
 
 /** Puts Node's own `setImmediate` back, so Dawn spins again (benchmarks compare the two). */
 export function unpaceDawnPolling(): void {
   if (!installed) return;
-  globalThis.setImmediate = installed.original;
+  if (globalThis.setImmediate === installed.paced) globalThis.setImmediate = installed.original;
   installed = null;
 }
 

@@ -5,6 +5,7 @@
 // the GPU except `readBuffer`, which is the only way data comes back (always async).
 import { ctx, throwIfGpuError } from './device.ts';
 import { pool } from './pool.ts';
+import { startingWait } from './poll.ts';
 import { Profiler } from './profile.ts';
 
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
@@ -234,6 +235,7 @@ class Runtime {
 
   /** Resolves when everything submitted so far has run (Dawn's polling is paced, see poll.ts). */
   private async waitDone(): Promise<void> {
+    startingWait();
     await ctx().device.queue.onSubmittedWorkDone();
   }
 
@@ -245,6 +247,7 @@ class Runtime {
     this.flush();
     // Waiting for completion first keeps Dawn from spinning the JS thread inside mapAsync.
     await this.waitDone();
+    startingWait();
     await staging.mapAsync(GPUMapMode.READ, 0, aligned);
     const out = staging.getMappedRange(0, aligned).slice(0, bytes);
     staging.unmap();

@@ -5,6 +5,7 @@ import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
 import { bindingLimit } from '../gpu/runtime.ts';
+import { sizeClass } from '../gpu/pool.ts';
 import { fusedAttentionSupported, MAX_FUSED_HEAD_DIM } from '../tensor/kernels/attention.ts';
 import { fullp, lowp } from './autocast.ts';
 
@@ -43,8 +44,9 @@ export let lastLayerNorm: 'stats-kernel' | 'composed' | 'none' = 'none';
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   x = fullp(x); // statistics in f32 under autocast
   const limit = bindingLimit();
-  // The kernel binds x's whole buffer (a contiguous copy when x is lazy or strided).
-  const kernel = layerNormStrategy !== 'composed' && x.size * 4 <= limit && (x.isLazy || !x.isContiguous() || x.layout().storage.buffer.size <= limit);
+  // The kernel binds x's whole buffer (a contiguous copy, of a pool size class, when x is lazy or strided).
+  const kernel =
+    layerNormStrategy !== 'composed' && (x.isLazy || !x.isContiguous() ? sizeClass(x.size * 4) <= limit : x.layout().storage.buffer.size <= limit);
   lastLayerNorm = kernel ? 'stats-kernel' : 'composed';
   if (kernel) {
     const { mean: mu, rstd } = ops.layerNormStats(x, eps);

@@ -47,6 +47,12 @@ describe('LayerNorm statistics kernel', () => {
     expect(mean.shape).toEqual([2, 5, 1]);
     expectClose(await mean.toArray(), R.mean(want, -1, true).data, 1e-6, 1e-6, 'mean');
   });
+  it('rows of length 0 give one (NaN) statistic per row, as the composed mean does', async () => {
+    const { mean, rstd } = E.layerNormStats(E.zeros([3, 0]), eps);
+    expect(mean.shape).toEqual([3, 1]);
+    expect(Array.from(await mean.toArray()).every(Number.isNaN)).toBe(true);
+    expect(await rstd.toArray()).toHaveLength(3);
+  });
   it('asks for f32 input', () => {
     expect(() => E.layerNormStats(E.cast(E.zeros([2, 4]), 'i32'), eps)).toThrow(/needs an f32 tensor, got i32/);
   });

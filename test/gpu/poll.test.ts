@@ -27,6 +27,20 @@ describe('Dawn polling', () => {
     expect(order).toEqual(['named']);
   });
 
+  it("leaves a Promise's resolve (anonymous and native, like Dawn's callbacks) to Node, even right after a wait", async () => {
+    const a = E.randn([64, 64]);
+    await E.matmul(a, a).toArray(); // Dawn has just re-armed its polls
+    let handle: unknown;
+    await new Promise<void>((resolve) => {
+      handle = setImmediate(resolve);
+    });
+    expect((handle as object).constructor.name).toBe('Immediate');
+    // A loop yielding through setImmediate runs at Node's speed, not a timer's.
+    const t0 = performance.now();
+    for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+    expect(performance.now() - t0).toBeLessThan(150);
+  });
+
   it('polls a long wait from a timer instead of spinning the JS thread', async () => {
     const a = E.randn([512, 512]);
     E.matmul(a, a).realize();

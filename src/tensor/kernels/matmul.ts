@@ -198,6 +198,8 @@ function useTex(batch: number, M: number, N: number, K: number): boolean {
   const [ta, tb] = texels(M, N, K);
   if (ta > MAX_TEXELS || tb > MAX_TEXELS) return false;
   if (strategy === 'tex') return true;
+  // The cost model below is lavapipe's; a GPU with 8-lane subgroups gets the tiled kernel.
+  if (!ctx().isCpu) return false;
   // Modelled wall time (seconds) of both paths on lavapipe; tiles are padded, so small or thin
   // products waste part of the tex kernel's work.
   const pad = (x: number, m: number) => Math.ceil(x / m) * m;
