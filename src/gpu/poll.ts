@@ -9,18 +9,17 @@
 //
 // So once a wait has had its first, immediate poll (a wait whose work is already done answers
 // there, as fast as before), the next polls of the same wait run from a 1 ms timer instead. The
-// runtime marks where each of its waits starts (startingWait), so every wait's first poll is
-// immediate. Only Dawn's callbacks are paced: anonymous native functions taking no arguments —
+// engine marks where each of its waits starts (startingWait); the first poll after the mark runs
+// at once, every later one from the timer (a wait the engine did not mark, such as opening the
+// device, is paced from its first poll: at most 1 ms later). Only Dawn's callbacks are paced: anonymous native functions taking no arguments —
 // JavaScript callers of `setImmediate` pass closures, named or bound functions, or a Promise's
 // resolve/reject (anonymous and native too, but taking one argument) — and everything else goes
 // to Node's own `setImmediate` untouched.
 
 const POLL_MS = 1;
-/** A native re-arm later than this after the previous one starts a new wait: poll it at once. */
-const NEW_WAIT_GAP_MS = 4;
 
 let installed: { original: typeof setImmediate; timer: typeof setTimeout; paced?: typeof setImmediate } | null = null;
-let lastRearm = -Infinity;
+let firstPollDue = false;
 let pacedPolls = 0;
 
 function isDawnCallback(fn: unknown): boolean {
@@ -35,13 +34,11 @@ export function paceDawnPolling(): void {
   installed = { original, timer };
   const paced = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]) {
     if (installed && isDawnCallback(fn)) {
-      const now = performance.now();
-      const sameWait = now - lastRearm < NEW_WAIT_GAP_MS;
-      lastRearm = now;
-      if (sameWait) {
+      if (!firstPollDue) {
         pacedPolls++;
         return installed.timer(fn, POLL_MS, ...args) as unknown as NodeJS.Immediate;
       }
+      firstPollDue = false;
     }
     return original(fn, ...args);
   };
@@ -49,9 +46,9 @@ export function paceDawnPolling(): void {
   globalThis.setImmediate = installed.paced;
 }
 
-/** Marks the start of a wait: its first poll runs at once, however soon after the last one. */
+/** Marks the start of a wait: its first poll runs at once. */
 export function startingWait(): void {
-  lastRearm = -Infinity;
+  firstPollDue = true;
 }
 
 /** Puts Node's own `setImmediate` back, so Dawn spins again (benchmarks compare the two). */

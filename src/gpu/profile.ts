@@ -5,6 +5,7 @@
 //
 //   const report = await profile(() => step());   // label → { ms, count }, largest first
 import { ctx } from './device.ts';
+import { startingWait } from './poll.ts';
 
 const PAIRS = 2048; // passes per query set; more sets are opened as needed
 
@@ -44,6 +45,7 @@ export class Profiler {
       enc.resolveQuerySet(b.set, 0, 2 * b.labels.length, resolved, 0);
       enc.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
       device.queue.submit([enc.finish()]);
+      startingWait();
       await staging.mapAsync(GPUMapMode.READ);
       const t = new BigUint64Array(staging.getMappedRange().slice(0));
       staging.unmap();

@@ -245,8 +245,7 @@ class Runtime {
     const staging = pool.acquire(aligned, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.copy(src, offset, staging, 0, aligned);
     this.flush();
-    // Waiting for completion first keeps Dawn from spinning the JS thread inside mapAsync.
-    await this.waitDone();
+    // mapAsync resolves once the copy (and so everything before it) has run.
     startingWait();
     await staging.mapAsync(GPUMapMode.READ, 0, aligned);
     const out = staging.getMappedRange(0, aligned).slice(0, bytes);

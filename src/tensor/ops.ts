@@ -224,7 +224,7 @@ export function layerNormStats(t: Tensor, eps: number): { mean: Tensor; rstd: Te
   const n = t.shape[t.rank - 1];
   const c = t.isContiguous() ? t : t.contiguousCopy();
   const { storage, offset } = c.layout();
-  const rows = t.shape.slice(0, -1).reduce((a, b) => a * b, 1); // not size / n: n may be 0
+  const rows = numel(t.shape.slice(0, -1)); // not size / n: n may be 0
   const { mean, rstd } = layerNormStatsRows(storage, offset, rows, n, eps);
   if (c !== t) c.dispose();
   const kept = [...t.shape.slice(0, -1), 1];

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { accuracySpec, lossSpec, renderSvg, svgToPng, timeSpec } from './report/charts.ts';
-import { readRuns, writeMetricsCsv, type Run } from './report/runs.ts';
+import { projected, readRuns, writeMetricsCsv, type Run } from './report/runs.ts';
 
 export { readRun, readRuns, readMetrics, metricsCsv, writeMetricsCsv } from './report/runs.ts';
 export type { Run, Summary, MetricRecord, TrainRecord, EvalRecord } from './report/runs.ts';
@@ -15,9 +15,6 @@ export { lossSpec, accuracySpec, timeSpec, renderSvg, svgToPng } from './report/
 const fixed = (digits: number) => (v: number | null) => (v === null ? '—' : v.toFixed(digits));
 const percent = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(2)}%`);
 const thousands = (v: number | null) => (v === null ? '—' : Math.round(v).toLocaleString('en-US'));
-
-/** A run shorter than one epoch: its time per epoch is its step time times the epoch's steps. */
-export const projected = (r: Run) => typeof r.summary.epochs === 'number' && r.summary.epochs < 1;
 
 const COLUMNS: [string, (r: Run) => string][] = [
   ['Optimizer', (r) => r.label],

@@ -80,7 +80,6 @@ function simpleMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number,
   let source = simpleSources.get(key);
   if (!source) simpleSources.set(key, (source = fillTemplate('matmul', { PARAMS: paramsBlock(words.length), ...types })));
   dispatchPerBatch(pipeline(source, 'matmul'), words, out, a, b, batch, M * N, [Math.ceil(N / 32), Math.ceil(M / 32)]);
-
 }
 
 /**
@@ -107,10 +106,8 @@ function dispatchPerBatch(pipe: GPUComputePipeline, words: number[], out: Storag
  */
 function tiledBlock(batch: number, M: number, N: number, K: number): 0 | 4 | 8 {
   if (strategy === 'simple' || strategy === 'tex' || K === 0) return 0;
-  const bigTiles = batch * Math.ceil(M / 128) * Math.ceil(N / 128);
-  if (strategy === 'tiled') return bigTiles >= 128 ? 8 : 4;
-  if (ctx().isCpu || M < 32 || N < 32 || K < 16) return 0;
-  return bigTiles >= 128 ? 8 : 4;
+  if (strategy === 'auto' && (ctx().isCpu || M < 32 || N < 32 || K < 16)) return 0;
+  return batch * Math.ceil(M / 128) * Math.ceil(N / 128) >= 128 ? 8 : 4;
 }
 
 const TILE_K = 16;
@@ -146,7 +143,7 @@ function tiledBody(T: 4 | 8, aFast: 'k' | 'm', bFast: 'k' | 'n'): Record<string,
     `      Bs[bk * Q + bn / 4u][bn % 4u] = loadB(bBase, k0 + bk, n0 + bn, K, N);`,
   ];
   const j = (x: string[]) => x.join('\n');
-  return { BM, BK: TILE_K, T, A_FAST: aFast === 'k' ? 'k' : 'm', B_FAST: bFast, ACC: j(acc), FMA: j(fma), STORE: j(store), COPY: j(copy) };
+  return { BM, BK: TILE_K, T, A_FAST: aFast, B_FAST: bFast, ACC: j(acc), FMA: j(fma), STORE: j(store), COPY: j(copy) };
 }
 
 function tiledMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number, T: 4 | 8): string {
@@ -161,7 +158,6 @@ function tiledMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, 
   const BM = 16 * T;
   const words = [M, N, K, a.offset, a.batchStride, a.rowStride, a.colStride, b.offset, b.batchStride, b.rowStride, b.colStride, 0];
   dispatchPerBatch(pipeline(source, 'matmul-tiled'), words, out, a, b, batch, M * N, [Math.ceil(N / BM), Math.ceil(M / BM)]);
-
   return `tiled${T}(a:${aFast},b:${bFast})`;
 }
 

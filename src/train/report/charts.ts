@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { Run } from './runs.ts';
+import { projected, type Run } from './runs.ts';
 
 /** Keeps every SVG small enough to inline in report.html: long runs are thinned to about this many points per series. */
 const MAX_POINTS = 800;
@@ -211,7 +211,7 @@ export function timeSpec(runs: Run[]): TopLevelSpec {
           ...(hasEpoch
             ? [{
                 ...small,
-                title: { text: runs.some((r) => typeof r.summary.epochs === 'number' && r.summary.epochs < 1) ? 'Time per epoch (s, projected from the steps run)' : 'Time per epoch (s)', fontSize: 12 },
+                title: { text: runs.some(projected) ? 'Time per epoch (s, projected from the steps run)' : 'Time per epoch (s)', fontSize: 12 },
                 data: { values: throughput.filter((d) => d.epoch !== null) },
                 mark: 'bar' as const,
                 encoding: { y: barY, x: { field: 'epoch', type: 'quantitative' as const, title: 's' }, color: { ...color, legend: null } },

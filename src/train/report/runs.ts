@@ -126,6 +126,9 @@ export function readMetrics(file: string): MetricRecord[] {
   return out;
 }
 
+/** A run shorter than one epoch: its time per epoch is its step time times the epoch's steps. */
+export const projected = (r: Run) => typeof r.summary.epochs === 'number' && r.summary.epochs < 1;
+
 const CSV_HEADER = ['step', 'epoch', 'tokens', 'lr', 'train_loss', 'grad_norm', 'win_rate', 'step_ms', 'estimator_ms', 'val_loss', 'val_ppl', 'val_acc'];
 
 export const CSV_HEADER_LINE = CSV_HEADER.join(',') + '\n';
