@@ -88,8 +88,11 @@ export interface RemoteFile {
 }
 
 // Sizes are the `num_bytes` that Hugging Face `datasets` records for these files at HF_REVISION
-// (its download_checksums; the Hub's own checksum field there is empty). SHA-256 pins are null
-// because no hash of these files was available when this was written: see RemoteFile.sha256.
+// (its download_checksums; the Hub's own checksum field there is empty). The raw files' SHA-256
+// pins are their Git-LFS object ids at HF_REVISION, as recorded (with the same sizes) by several
+// independent public projects that verified their downloads; the raw configs' validation and test
+// files are byte-identical in wikitext-2-raw and wikitext-103-raw. No such record of the
+// tokenized (v1) files was found, so their pins stay null: see RemoteFile.sha256.
 export const HF_PARQUET_FILES: Record<WikiTextName, Record<Split, RemoteFile[]>> = {
   'wikitext-2': {
     train: [
@@ -100,10 +103,10 @@ export const HF_PARQUET_FILES: Record<WikiTextName, Record<Split, RemoteFile[]>>
   },
   'wikitext-2-raw': {
     train: [
-      { path: 'wikitext-2-raw-v1/train-00000-of-00001.parquet', sha256: null, bytes: 6357543 },
+      { path: 'wikitext-2-raw-v1/train-00000-of-00001.parquet', sha256: 'e83889baabc497075506f91975be5fac0d45c5290b6b20582c8cd1e853d0c9f7', bytes: 6357543 },
     ],
-    valid: [{ path: 'wikitext-2-raw-v1/validation-00000-of-00001.parquet', sha256: null, bytes: 657209 }],
-    test: [{ path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet', sha256: null, bytes: 732610 }],
+    valid: [{ path: 'wikitext-2-raw-v1/validation-00000-of-00001.parquet', sha256: '204929b7ff9d6184953f867dedb860e40aa69c078fc1e54b3baaa8fb28511c4c', bytes: 657209 }],
+    test: [{ path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet', sha256: '5f1bea067869d04849c0f975a2b29c4ff47d867f484f5010ea5e861eab246d91', bytes: 732610 }],
   },
   'wikitext-103': {
     train: [
@@ -115,10 +118,10 @@ export const HF_PARQUET_FILES: Record<WikiTextName, Record<Split, RemoteFile[]>>
   },
   'wikitext-103-raw': {
     train: [
-      { path: 'wikitext-103-raw-v1/train-00000-of-00002.parquet', sha256: null, bytes: 156987808 },
-      { path: 'wikitext-103-raw-v1/train-00001-of-00002.parquet', sha256: null, bytes: 157088770 },
+      { path: 'wikitext-103-raw-v1/train-00000-of-00002.parquet', sha256: '74da360f23826045b3e6ac6375411fdb15f003030aa74f2596ed08b857cb9212', bytes: 156987808 },
+      { path: 'wikitext-103-raw-v1/train-00001-of-00002.parquet', sha256: 'ba090ac30dbf5461e8dcbdd1a1b8e6f3cf9c2c756d64f0c1220450acd514f720', bytes: 157088770 },
     ],
-    valid: [{ path: 'wikitext-103-raw-v1/validation-00000-of-00001.parquet', sha256: null, bytes: 657209 }],
-    test: [{ path: 'wikitext-103-raw-v1/test-00000-of-00001.parquet', sha256: null, bytes: 732610 }],
+    valid: [{ path: 'wikitext-103-raw-v1/validation-00000-of-00001.parquet', sha256: '204929b7ff9d6184953f867dedb860e40aa69c078fc1e54b3baaa8fb28511c4c', bytes: 657209 }],
+    test: [{ path: 'wikitext-103-raw-v1/test-00000-of-00001.parquet', sha256: '5f1bea067869d04849c0f975a2b29c4ff47d867f484f5010ea5e861eab246d91', bytes: 732610 }],
   },
 };

@@ -158,7 +158,7 @@ describe('downloadFile', () => {
 });
 
 describe('HF parquet table', () => {
-  it('lists the official Salesforce/wikitext files at a fixed Hub commit, sizes pinned, hashes null rather than guessed', () => {
+  it('lists the official Salesforce/wikitext files at a fixed Hub commit, sizes pinned, the raw files hash-pinned', () => {
     expect(HF_BASE_URL).toBe(`https://huggingface.co/datasets/Salesforce/wikitext/resolve/${HF_REVISION}`);
     expect(HF_REVISION).toMatch(/^[0-9a-f]{40}$/);
     expect(HF_PARQUET_FILES['wikitext-2-raw'].train[0]!.path).toBe('wikitext-2-raw-v1/train-00000-of-00001.parquet');
@@ -173,8 +173,13 @@ describe('HF parquet table', () => {
           expect(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256)).toBe(true);
           expect(Number.isInteger(f.bytes) && f.bytes! > 100_000, f.path).toBe(true);
         }
-    // WikiText-2 and -103 share their valid/test articles: the raw files are the same size.
-    expect(HF_PARQUET_FILES['wikitext-103-raw'].valid[0]!.bytes).toBe(HF_PARQUET_FILES['wikitext-2-raw'].valid[0]!.bytes);
+    // WikiText-2 and -103 share their valid/test articles: the raw files are the same bytes.
+    for (const split of ['valid', 'test'] as const) {
+      expect(HF_PARQUET_FILES['wikitext-103-raw'][split][0]!.bytes).toBe(HF_PARQUET_FILES['wikitext-2-raw'][split][0]!.bytes);
+      expect(HF_PARQUET_FILES['wikitext-103-raw'][split][0]!.sha256).toBe(HF_PARQUET_FILES['wikitext-2-raw'][split][0]!.sha256);
+    }
+    for (const name of ['wikitext-2-raw', 'wikitext-103-raw'] as const)
+      for (const split of SPLITS) for (const f of HF_PARQUET_FILES[name][split]) expect(f.sha256, f.path).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 
