@@ -12,11 +12,8 @@ const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const RING_BYTES = 64 * 1024 * 4;
 const MAX_DISPATCHES_PER_SUBMIT = 512;
 
-export interface Binding {
-  buffer: GPUBuffer;
-  offset?: number;
-  size?: number;
-}
+/** A storage buffer (a window of it with offset/size), or a texture view (`view`). */
+export type Binding = { buffer: GPUBuffer; offset?: number; size?: number; view?: undefined } | { view: GPUTextureView; buffer?: undefined };
 
 let limitOverride: number | null = null;
 /** Tests shrink the storage-binding limit to exercise the windowed kernels on small tensors. */
@@ -38,16 +35,16 @@ const pipelines = new Map<string, GPUComputePipeline>();
  */
 interface BindCache {
   layout: GPUBindGroupLayout;
-  storageBindings: number;
+  resourceBindings: number;
   groups: Map<string, GPUBindGroup>;
 }
 const bindCaches = new WeakMap<GPUComputePipeline, BindCache>();
 const liveCaches = new Set<BindCache>();
 let cachedGroups = 0;
 const MAX_CACHED_GROUPS = 16384;
-const bufferIds = new WeakMap<GPUBuffer, number>();
-let nextBufferId = 1;
-const bufferId = (b: GPUBuffer) => bufferIds.get(b) ?? (bufferIds.set(b, nextBufferId), nextBufferId++);
+const resourceIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
+let nextResourceId = 1;
+const resourceId = (r: GPUBuffer | GPUTextureView) => resourceIds.get(r) ?? (resourceIds.set(r, nextResourceId), nextResourceId++);
 
 /** Forgets every cached bind group (their buffers are about to be destroyed, or too many are held). */
 export function clearBindGroupCache(): void {
@@ -57,16 +54,17 @@ export function clearBindGroupCache(): void {
 
 pool.beforeTrim.push(clearBindGroupCache);
 
-const DECL = /@group\(0\)\s*@binding\((\d+)\)\s*var(?:<([^>]*)>)?\s+\w+\s*:/g;
+const DECL = /@group\(0\)\s*@binding\((\d+)\)\s*var(?:<([^>]*)>)?\s+\w+\s*:\s*([^;]*);/g;
 
 /**
- * The explicit layout of a shader whose bindings are the params uniform (0) and storage buffers
- * (1…n, in order); null for anything else (textures), which keeps layout 'auto'.
+ * The explicit layout of a shader whose bindings are the params uniform (0) and then storage
+ * buffers, f32 textures or write-only rgba32float storage textures (1…n, in order); null for
+ * anything else, which keeps layout 'auto'.
  */
-function explicitLayout(device: GPUDevice, source: string): { layout: GPUBindGroupLayout; storageBindings: number } | null {
+function explicitLayout(device: GPUDevice, source: string): { layout: GPUBindGroupLayout; resourceBindings: number } | null {
   const entries: GPUBindGroupLayoutEntry[] = [];
   for (const m of source.matchAll(DECL)) {
-    const [binding, space = ''] = [Number(m[1]), m[2]?.replace(/\s/g, '') ?? ''];
+    const [binding, space, type] = [Number(m[1]), m[2]?.replace(/\s/g, '') ?? '', m[3].replace(/\s/g, '')];
     if (binding !== entries.length) return null;
     if (binding === 0) {
       if (space !== 'uniform') return null;
@@ -75,12 +73,16 @@ function explicitLayout(device: GPUDevice, source: string): { layout: GPUBindGro
       entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
     } else if (space === 'storage,read_write') {
       entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
+    } else if (type === 'texture_2d<f32>') {
+      entries.push({ binding, visibility: GPUShaderStage.COMPUTE, texture: { sampleType: 'unfilterable-float' } });
+    } else if (type === 'texture_storage_2d<rgba32float,write>') {
+      entries.push({ binding, visibility: GPUShaderStage.COMPUTE, storageTexture: { access: 'write-only', format: 'rgba32float' } });
     } else {
       return null;
     }
   }
   if (entries.length === 0) return null;
-  return { layout: device.createBindGroupLayout({ entries }), storageBindings: entries.length - 1 };
+  return { layout: device.createBindGroupLayout({ entries }), resourceBindings: entries.length - 1 };
 }
 
 /** Compiles (once per distinct source) and caches a compute pipeline. */
@@ -165,6 +167,7 @@ class Runtime {
     this.ringUsed += slotBytes;
     const maxBinding = bindingLimit();
     for (const b of buffers) {
+      if (!b.buffer) continue;
       // (kernels split work into binding windows first; this guards the ones that cannot)
       const size = b.size ?? b.buffer.size - (b.offset ?? 0);
       if (size > maxBinding) {
@@ -175,13 +178,13 @@ class Runtime {
     // when a bind group is created.
     const entries = (uniformOffset: number): GPUBindGroupEntry[] => [
       { binding: 0, resource: { buffer: this.ringBuffer!, offset: uniformOffset, size: bytes } },
-      ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } })),
+      ...buffers.map((b, i) => ({ binding: i + 1, resource: b.buffer ? { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? b.buffer.size - (b.offset ?? 0) } : b.view })),
     ];
     const cache = bindCaches.get(pipe);
     pass.setPipeline(pipe);
     if (cache) {
-      if (buffers.length !== cache.storageBindings) throw new Error(`${pipe.label}: the shader declares ${cache.storageBindings} storage buffers, the dispatch binds ${buffers.length}`);
-      const key = `${bytes}|${buffers.map((b) => `${bufferId(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}`).join('|')}`;
+      if (buffers.length !== cache.resourceBindings) throw new Error(`${pipe.label}: the shader declares ${cache.resourceBindings} resources after its parameters, the dispatch binds ${buffers.length}`);
+      const key = `${bytes}|${buffers.map((b) => (b.buffer ? `${resourceId(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}` : `t${resourceId(b.view)}`)).join('|')}`;
       let group = cache.groups.get(key);
       if (!group) {
         if (cachedGroups >= MAX_CACHED_GROUPS) clearBindGroupCache();

@@ -168,7 +168,6 @@ const COLS = 64; // columns per subgroup tile
 const TEX_W = 8192; // texture width in texels (the index math in the shaders hard-codes 8192)
 const MAX_TEXELS = TEX_W * 2048; // per texture: 256 MiB
 const MAX_ROWS = 65535 * R;
-const SLOT = 256;
 
 function texSupported(): boolean {
   const c = ctx();
@@ -212,6 +211,8 @@ class GrowTexture {
   get(count: number): { texture: GPUTexture; view: GPUTextureView } {
     const height = Math.max(1, Math.ceil(count / TEX_W));
     if (!this.tex || this.tex.height < height) {
+      // Recorded dispatches may still name the old texture: submit them before destroying it.
+      if (this.tex) runtime.flush();
       this.tex?.destroy();
       this.tex = ctx().device.createTexture({
         size: [TEX_W, Math.min(MAX_TEXELS / TEX_W, Math.max(height, 2 ** Math.ceil(Math.log2(height))))],
@@ -224,6 +225,7 @@ class GrowTexture {
     return { texture: this.tex, view: this.view! };
   }
   release(): void {
+    if (this.tex) runtime.flush();
     this.tex?.destroy();
     this.tex = this.view = null;
   }
@@ -231,7 +233,6 @@ class GrowTexture {
 
 const texA = new GrowTexture('matmul-a');
 const texB = new GrowTexture('matmul-b');
-let paramsBuffer: GPUBuffer | null = null;
 
 /** Frees the packing textures (they are kept between calls and regrown on demand). */
 export function releaseMatmulScratch(): void {
@@ -288,7 +289,6 @@ function source(kind: 'a' | 'b' | 'main', dtype: 'f32' | 'f16' | 'i32', vec4 = f
 }
 
 function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M: number, N: number, K: number): string {
-  const { device } = ctx();
   const aBroadcast = batch > 1 && a.batchStride === 0;
   const bBroadcast = batch > 1 && b.batchStride === 0;
   const K4 = Math.ceil(K / 4);
@@ -304,50 +304,26 @@ function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M:
   const pPackB = pipeline(source('b', b.storage.dtype, bVec), 'matmul-pack-b');
   const pMain = pipeline(source('main', out.dtype), 'matmul-tex');
   const chunk = Math.max(1, Math.min(65535, Math.floor(MAX_TEXELS / Math.max(aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, 1))));
-  paramsBuffer ??= device.createBuffer({ size: 3 * SLOT, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'matmul-params' });
-  const uniform = (slot: number, words: number) => ({ buffer: paramsBuffer!, offset: slot * SLOT, size: Math.ceil(words / 4) * 16 });
-
-  // Work recorded so far (which may produce A or B) must run first.
-  runtime.flush();
+  // Recorded with everything else: within a pass each dispatch sees the writes of the ones
+  // before it, so the packing textures can be rewritten by the next product straight away.
   for (let b0 = 0; b0 < batch; b0 += chunk) {
     const nb = Math.min(chunk, batch - b0);
     const na = aBroadcast ? 1 : nb;
     const nbB = bBroadcast ? 1 : nb;
     const A = texA.get(na * perA);
     const B = texB.get(nbB * perB);
-    const params = new Uint32Array((3 * SLOT) / 4);
-    params.set([M, K, K4, a.offset + b0 * a.batchStride, a.batchStride, a.rowStride, a.colStride, perA], 0);
-    params.set([N, K, Kp, b.offset + b0 * b.batchStride, b.batchStride, b.rowStride, b.colStride, perB], SLOT / 4);
-    params.set([M, N, K4, aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, b0 * M * N, Kp * 16], (2 * SLOT) / 4);
-    device.queue.writeBuffer(paramsBuffer, 0, params);
-    const encoder = device.createCommandEncoder({ label: 'matmul-tex' });
-    const pass = runtime.beginPass(encoder, `matmul-tex ${M}×${N}×${K}`);
-    pass.setPipeline(pPackA);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pPackA.getBindGroupLayout(0), entries: [
-      { binding: 0, resource: uniform(0, 8) },
-      { binding: 1, resource: { buffer: a.storage.buffer } },
-      { binding: 2, resource: A.view },
-    ] }));
-    pass.dispatchWorkgroups(Math.ceil((Math.ceil(K4 / 4) * R) / 64), rowTiles, na);
-    pass.setPipeline(pPackB);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pPackB.getBindGroupLayout(0), entries: [
-      { binding: 0, resource: uniform(1, 8) },
-      { binding: 1, resource: { buffer: b.storage.buffer } },
-      { binding: 2, resource: B.view },
-    ] }));
-    pass.dispatchWorkgroups(Math.ceil((K4 * 16) / 64), panels, nbB);
-    pass.setPipeline(pMain);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pMain.getBindGroupLayout(0), entries: [
-      { binding: 0, resource: uniform(2, 7) },
-      { binding: 1, resource: { buffer: out.buffer } },
-      { binding: 2, resource: A.view },
-      { binding: 3, resource: B.view },
-    ] }));
-    pass.dispatchWorkgroups(panels, rowTiles, nb);
-    pass.end();
-    device.queue.submit([encoder.finish()]);
-    runtime.stats.dispatches += 3;
-    runtime.stats.submits++;
+    const words = (w: number[]) => Uint32Array.from(w);
+    runtime.dispatch(pPackA, words([M, K, K4, a.offset + b0 * a.batchStride, a.batchStride, a.rowStride, a.colStride, perA]), [{ buffer: a.storage.buffer }, { view: A.view }], [
+      Math.ceil((Math.ceil(K4 / 4) * R) / 64),
+      rowTiles,
+      na,
+    ]);
+    runtime.dispatch(pPackB, words([N, K, Kp, b.offset + b0 * b.batchStride, b.batchStride, b.rowStride, b.colStride, perB]), [{ buffer: b.storage.buffer }, { view: B.view }], [
+      Math.ceil((K4 * 16) / 64),
+      panels,
+      nbB,
+    ]);
+    runtime.dispatch(pMain, words([M, N, K4, aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, b0 * M * N, Kp * 16]), [{ buffer: out.buffer }, { view: A.view }, { view: B.view }], [panels, rowTiles, nb]);
   }
   return `tex(a:${aVec ? 'vec4' : 'gather'},b:${bVec ? 'vec4' : 'gather'})`;
 }
