@@ -159,7 +159,7 @@ export interface CompiledExpr {
   storages: Storage[];
   /**
    * WGSL: buffer declarations, helpers, `fn expr(flat: u32) -> f32`, and for callers that walk
-   * consecutive elements `coords(flat)`, `nextCoords(c)` and `exprAt(flat, c)`.
+   * consecutive elements `coords(flat)`, `nextCoords(c)`, `rowValues(c)` and `exprAt(flat, c)`.
    */
   code: string;
   /** Parameter words this expression appends (leaf offsets/strides, constants). */
@@ -171,13 +171,26 @@ export interface CompiledExpr {
   base0Word: number;
 }
 
+export interface CompileOptions {
+  /** Always emit `exprsAt` (several results), even for one root. */
+  multi?: boolean;
+  /**
+   * Hoist what does not change along the last axis (loads of per-row values such as a bias, a
+   * LayerNorm statistic, a log-sum-exp or a target id, scalars, and everything computed from them
+   * alone) into `rowValues(c)`, which the kernel calls once and again whenever the last coordinate
+   * wraps. On CPU adapters every load is a scalar load per lane, so a load not repeated per element
+   * is the saving. Only for kernels that call rowValues (elementwise_main.wgsl).
+   */
+  hoist?: boolean;
+}
+
 /**
  * Generates `fn expr(flat: u32) -> f32` for `e` over a tensor of `shape`. Shapes, strides and
  * constants live in the params block (read through `P(i)`, starting at word `paramBase`), so one
  * pipeline serves every shape of the same rank and structure.
  */
-export function compileExpr(e: Expr, shape: readonly number[], paramBase: number, firstBinding: number, aliasOut?: Storage): CompiledExpr {
-  return compileExprs([e], shape, paramBase, firstBinding, aliasOut ? new Map([[aliasOut, 'out']]) : new Map());
+export function compileExpr(e: Expr, shape: readonly number[], paramBase: number, firstBinding: number, aliasOut?: Storage, opts: CompileOptions = {}): CompiledExpr {
+  return compileExprs([e], shape, paramBase, firstBinding, aliasOut ? new Map([[aliasOut, 'out']]) : new Map(), opts);
 }
 
 /**
@@ -192,18 +205,20 @@ export function compileExprs(
   paramBase: number,
   firstBinding: number,
   aliases: ReadonlyMap<Storage, string>,
-  opts: { multi?: boolean } = {},
+  opts: CompileOptions = {},
 ): CompiledExpr {
-  // multi: always `exprsAt`, and leaves that read one element for all (a 0-d flag or scalar
-  // broadcast, e.g. the optimizers' all-finite flag) load once per invocation in `loadScalars()`,
-  // which the kernel calls first, instead of once per element.
   const multi = opts.multi ?? false;
-  const scalars: string[] = [];
   const rank = shape.length;
+  const last = rank - 1;
+  // Hoisting pays when a row holds several elements.
+  const hoist = (opts.hoist ?? false) && rank > 0 && shape[last] > 1;
   const storages: Storage[] = [];
   const words: number[] = [];
-  const lines: string[] = [];
-  const names = new Map<Expr, string>();
+  const lines: string[] = []; // per element, in exprAt
+  const rowLines: string[] = []; // per row, in rowValues
+  let rowDependsOnCoords = false;
+  // Each value's WGSL name, and whether it changes along the last axis ("per element").
+  const names = new Map<Expr, { name: string; perElement: boolean }>();
   const word = (v: number) => {
     words.push(v);
     return paramBase + words.length - 1;
@@ -225,9 +240,12 @@ export function compileExprs(
   };
   let usesCoords = false;
   // Equal leaves (one buffer, one layout) are loaded once: views and t.expr() make a new leaf
-  // object per use, and on CPU adapters each load costs ~11 instructions.
-  const leafNames = new Map<string, string>();
-  const visit = (n: Expr): string => {
+  // object per use, and on CPU adapters each load costs ~11 instructions. Equal computations
+  // (the same operation on the same named values, e.g. a rule that rebuilds a subtree) are
+  // computed once too: their WGSL text is the key.
+  const leafNames = new Map<string, { name: string; perElement: boolean }>();
+  const computed = new Map<string, { name: string; perElement: boolean }>();
+  const visit = (n: Expr): { name: string; perElement: boolean } => {
     const hit = names.get(n);
     if (hit) return hit;
     const leafKey = n.k === 'leaf' ? `${n.storage.id}:${n.offset}:${n.strides.join(',')}` : '';
@@ -237,6 +255,7 @@ export function compileExprs(
       return sameLeaf;
     }
     let v: string;
+    let perElement: boolean;
     switch (n.k) {
       case 'leaf': {
         // In-place updates read the destination through the kernel's own `out` binding:
@@ -248,55 +267,72 @@ export function compileExprs(
         const offsetWord = word(n.offset);
         leafOffsets.push({ word: offsetWord, storage: n.storage, offset: n.offset, strides: n.strides });
         const base = `P(${offsetWord}u)`;
-        const hoist = multi && !aliased && n.strides.every((st) => st === 0);
+        const alongRow = shape[last] !== 1 && n.strides[last] !== 0;
+        // A destination read in place is read per element: it may be written in this dispatch.
+        perElement = !hoist || aliased || alongRow;
         let idx: string;
-        if (hoist) idx = base; // every element reads the one at the offset
+        if (n.strides.every((st, i) => st === 0 || shape[i] === 1)) idx = base; // one element for all
         else if (contiguous(n.strides)) idx = `${base} + flat`;
         else {
-          const terms = n.strides.map((s, i) => (s === 0 || shape[i] === 1 ? '' : ` + c${i} * P(${word(s)}u)`)).join('');
-          if (terms) usesCoords = true; // a fully broadcast leaf reads one element: no coordinates
-          idx = `${base}${terms}`;
+          usesCoords = true;
+          idx = base + n.strides.map((s, i) => (s === 0 || shape[i] === 1 ? '' : ` + c${i} * P(${word(s)}u)`)).join('');
+          if (!perElement) rowDependsOnCoords = true;
         }
         const load = aliased ? `${alias}[${idx}]` : `in${b}[${idx}]`;
         v = n.storage.dtype === 'f32' ? load : `f32(${load})`;
-        if (hoist) {
-          const name = `s${scalars.length}`;
-          scalars.push(`  ${name} = ${v};`);
-          names.set(n, name);
-          leafNames.set(leafKey, name);
-          return name;
-        }
         break;
       }
-      case 'const':
+      case 'const': {
         f32bits[0] = n.value;
-        v = `bitcast<f32>(P(${word(u32view[0])}u))`;
-        break;
+        const c = { name: `bitcast<f32>(P(${word(u32view[0])}u))`, perElement: false };
+        names.set(n, c);
+        return c;
+      }
       case 'index':
         usesCoords = true;
+        perElement = !hoist || n.axis === last;
+        if (!perElement) rowDependsOnCoords = true;
         v = n.axis === 0 ? `f32(c0 + P(${base0Word}u))` : `f32(c${n.axis})`;
         break;
-      case 'un':
-        v = UNARY_WGSL[n.op](visit(n.a));
+      case 'un': {
+        const a = visit(n.a);
+        v = UNARY_WGSL[n.op](a.name);
+        perElement = a.perElement;
         break;
-      case 'bin':
-        v = BINARY_WGSL[n.op](visit(n.a), visit(n.b));
+      }
+      case 'bin': {
+        const [a, b] = [visit(n.a), visit(n.b)];
+        v = BINARY_WGSL[n.op](a.name, b.name);
+        perElement = a.perElement || b.perElement;
         break;
-      case 'where':
-        v = `select(${visit(n.b)}, ${visit(n.a)}, ${visit(n.c)} != 0.0)`;
+      }
+      case 'where': {
+        const b = visit(n.b);
+        const a = visit(n.a);
+        const c = visit(n.c);
+        v = `select(${b.name}, ${a.name}, ${c.name} != 0.0)`;
+        perElement = c.perElement || a.perElement || b.perElement;
         break;
+      }
     }
-    if (n.k === 'const') {
-      names.set(n, v);
-      return v;
+    // Without hoisting (kernels that never call rowValues) everything is computed per element.
+    perElement ||= !hoist;
+    let out = n.k === 'leaf' ? undefined : computed.get(v);
+    if (!out) {
+      if (perElement) {
+        out = { name: `v${lines.length}`, perElement };
+        lines.push(`  let ${out.name} = ${v};`);
+      } else {
+        out = { name: `h${rowLines.length}`, perElement };
+        rowLines.push(`  ${out.name} = ${v};`);
+      }
+      if (n.k !== 'leaf') computed.set(v, out);
     }
-    const name = `v${lines.length}`;
-    lines.push(`  let ${name} = ${v};`);
-    names.set(n, name);
-    if (leafKey) leafNames.set(leafKey, name);
-    return name;
+    names.set(n, out);
+    if (leafKey) leafNames.set(leafKey, out);
+    return out;
   };
-  const results = roots.map(visit);
+  const results = roots.map((r) => visit(r).name);
   // Coordinates are passed in as an array so a caller that walks consecutive elements (the
   // elementwise kernel) can advance them with a carry instead of a division per element.
   const R = Math.max(rank, 1);
@@ -322,8 +358,10 @@ export function compileExprs(
     HELPERS,
     coords.join('\n'),
     next.join('\n'),
-    ...scalars.map((_, i) => `var<private> s${i}: f32;`),
-    `fn loadScalars() {\n${scalars.join('\n')}\n}`,
+    ...rowLines.map((_, i) => `var<private> h${i}: f32;`),
+    `fn rowValues(c: array<u32, ${R}>) {\n${rowDependsOnCoords ? unpack : ''}\n${rowLines.join('\n')}\n}`,
+    // Whether rowValues must run again when a new row starts (false: it reads no coordinates).
+    `const ROW_VALUES_PER_ROW = ${rowDependsOnCoords};`,
     ...(results.length === 1 && !multi
       ? [
           `fn exprAt(flat: u32, c: array<u32, ${R}>) -> f32 {\n${unpack}\n${lines.join('\n')}\n  return ${results[0]};\n}`,

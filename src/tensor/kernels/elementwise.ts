@@ -35,7 +35,7 @@ export function destinationIndex(shape: readonly number[], dst: Destination, off
 export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination): void {
   const n = numel(shape);
   if (n === 0) return;
-  const compiled = compileExpr(e, shape, 2, 2, dst.storage);
+  const compiled = compileExpr(e, shape, 2, 2, dst.storage, { hoist: true });
   const words = [n, dst.offset, ...compiled.words];
   const outIndex = destinationIndex(shape, dst, 1, words)
     .map((l) => `  ${l}`)
@@ -46,7 +46,7 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
     EXPR: compiled.code,
     OUT_INDEX: outIndex,
     RANK: Math.max(shape.length, 1),
-    MAIN: fillTemplate('elementwise_main', { RANK: Math.max(shape.length, 1), FINISH: '' }),
+    MAIN: fillTemplate('elementwise_main', { RANK: Math.max(shape.length, 1), LAST: Math.max(shape.length - 1, 0), FINISH: '' }),
   });
   const pipe = pipeline(source, 'elementwise');
   const rowSize = shape.length ? n / shape[0] : 1;

@@ -31,7 +31,7 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     1 + N,
     1 + N,
     aliases,
-    { multi: true },
+    { multi: true, hoist: true },
   );
   const bindingCount = N + compiled.storages.length + (S > 0 ? 1 : 0);
   const maxBindings = ctx().limits.maxStorageBuffersPerShaderStage;
@@ -63,7 +63,7 @@ export function realizeMany(outs: readonly { expr: Expr; dst: Destination }[], s
     EXPR: compiled.code,
     STORES: stores.join('\n'),
     RANK: Math.max(shape.length, 1),
-    MAIN: fillTemplate('elementwise_main', { RANK: Math.max(shape.length, 1), FINISH: S ? finish.join('\n') : '' }),
+    MAIN: fillTemplate('elementwise_main', { RANK: Math.max(shape.length, 1), LAST: Math.max(shape.length - 1, 0), FINISH: S ? finish.join('\n') : '' }),
   });
   const pipe = pipeline(source, 'elementwise_multi');
   const rowSize = shape.length ? n / shape[0] : 1;
