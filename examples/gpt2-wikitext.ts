@@ -38,7 +38,7 @@ const SPEC = {
   schedule: { type: 'string', default: 'cosine', choices: ['cosine', 'cosine-restarts', 'constant'], help: 'learning-rate schedule after warm-up' },
   t0: { type: 'int', default: 50, min: 1, help: 'cosine-restarts: steps of the first period' },
   tMult: { type: 'int', default: 1, min: 1, help: 'cosine-restarts: period growth factor' },
-  weightDecay: { type: 'number', default: 0.1, min: 0, help: 'weight decay (decoupled for adamw and sophia; not applied to biases and LayerNorm)' },
+  weightDecay: { type: 'number', default: null, min: 0, help: "weight decay, not applied to biases and LayerNorm (default per optimizer: adamw and sophia 0.1, decoupled; adam and sgd 0, as in torch.optim, where it would be an L2 term in the gradient)" },
   gradClip: { type: 'number', default: 1, min: 0, help: 'global gradient-norm clipping (0 = off)' },
   precision: { type: 'string', default: 'f32', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 matmuls/activations, f32 master weights and optimizer state, dynamic loss scaling; needs shader-f16, else runs f32 and says so)' },
   lossScale: { type: 'number', default: 65536, min: 0, exclusive: true, help: 'f16: initial loss scale (halved on overflow)' },
@@ -53,7 +53,7 @@ const SPEC = {
   biasCorrectH: { type: 'bool', default: false, help: 'Sophia: divide h by 1 − β2^refreshes, so early steps are not all clipped' },
   signMomentum: { type: 'bool', default: false, help: 'Sophia: never estimate h (h = 0), the sign-momentum limit, for comparison' },
   evalEvery: { type: 'int', default: 10, min: 1, help: 'evaluate every N steps (and at the end)' },
-  evalTokens: { type: 'int', default: 2048, min: 0, help: 'validation tokens per evaluation: a fixed prefix of the split, so runs compare; 0 = the whole split (WikiText-2: 259k tokens, minutes per evaluation on a CPU adapter)' },
+  evalTokens: { type: 'int', default: 2048, min: 0, help: 'validation tokens per evaluation: fixed --context windows spread evenly over the split, so runs compare; 0 = the whole split (WikiText-2: 259k tokens, minutes per evaluation on a CPU adapter)' },
   testEval: { type: 'bool', default: false, help: 'after training, score the test split once (with --eval-tokens) and add it to the results table' },
   logEvery: { type: 'int', default: 5, min: 1, help: 'read losses back every N steps' },
   maxBadSteps: { type: 'int', default: 10, min: 1, help: 'stop a run after this many consecutive non-finite losses (their updates are skipped), leaving a checkpoint of the last finite step' },
@@ -65,6 +65,9 @@ const SPEC = {
 } satisfies Record<string, FlagSpec>;
 
 const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 3e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
+// Decoupled decay for the optimizers built around it; Adam and SGD couple decay into the gradient
+// (λ·θ added to g), which at SGD's lr and momentum would shrink weights ≈ lr·λ/(1−μ) per step.
+const DEFAULT_WEIGHT_DECAY: Record<OptimizerName, number> = { sophia: 0.1, 'sophia-h': 0.1, adam: 0, adamw: 0.1, sgd: 0 };
 const USAGE = 'usage: tsx examples/gpt2-wikitext.ts [flags]';
 
 /** What produced a run, for its config.json: this package, Node, and the WebGPU bindings (Dawn). */
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
       schedule: flags.schedule as TrainConfig['schedule'],
       t0: flags.t0!,
       tMult: flags.tMult!,
-      weightDecay: flags.weightDecay!,
+      weightDecay: flags.weightDecay ?? DEFAULT_WEIGHT_DECAY[name],
       gradClip: flags.gradClip!,
       hessEvery: flags.hessEvery!,
       hessBatch: flags.hessBatch as TrainConfig['hessBatch'],

@@ -267,6 +267,18 @@ export interface EvalBatchOptions {
   lastWindow?: LastWindow;
   /** Input id written into padded positions (never scored; causal models never look ahead). Default 0. */
   padId?: number;
+  /**
+   * Score only this many of the split's windows, spread evenly over it (window ⌊i·N/W⌋ of the N),
+   * so a quick evaluation samples every part of the split, always the same targets. Default: all.
+   */
+  windows?: number;
+}
+
+/** `count` of `windows`, evenly spread (all of them when count is absent or not smaller). */
+export function spreadWindows(windows: EvalWindow[], count?: number): EvalWindow[] {
+  if (count === undefined || count >= windows.length) return windows;
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`windows must be a positive integer, got ${count}`);
+  return Array.from({ length: count }, (_, i) => windows[Math.floor((i * windows.length) / count)]!);
 }
 
 /**
@@ -277,7 +289,7 @@ export function* evalBatches(tokens: TokenArray, opts: EvalBatchOptions): Genera
   const { batchSize: B, blockSize: T } = opts;
   if (!Number.isInteger(B) || B < 1) throw new RangeError(`batchSize must be a positive integer, got ${B}`);
   const pad = opts.padId ?? 0;
-  const windows = evalWindows(tokens.length, T, opts.lastWindow ?? 'pad');
+  const windows = spreadWindows(evalWindows(tokens.length, T, opts.lastWindow ?? 'pad'), opts.windows);
   for (let w0 = 0; w0 < windows.length; w0 += B) {
     const inputs = new Int32Array(B * T).fill(pad);
     const targets = new Int32Array(B * T).fill(IGNORE_INDEX);

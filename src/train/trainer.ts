@@ -185,17 +185,17 @@ interface Pending {
 }
 
 /**
- * Mean loss, perplexity and next-token accuracy over the first `evalTokens` of the split (all
- * of it when evalTokens is 0), in fixed non-overlapping windows, so every run scores the same
- * targets.
+ * Mean loss, perplexity and next-token accuracy over the split's non-overlapping windows: all of
+ * them when evalTokens is 0, else ⌈evalTokens / context⌉ of them spread evenly over the split,
+ * so every run scores the same targets and a quick evaluation still samples every article.
  */
 async function evaluate(model: GPT2, tokens: Uint16Array, cfg: TrainConfig, precision: Precision): Promise<{ valLoss: number; valPpl: number; valAcc: number }> {
-  const slice = cfg.evalTokens > 0 ? tokens.subarray(0, Math.min(tokens.length, cfg.evalTokens + 1)) : tokens;
+  const windows = cfg.evalTokens > 0 ? Math.ceil(cfg.evalTokens / cfg.context) : undefined;
   model.eval();
   let nll: Tensor | null = null;
   let correct: Tensor | null = null;
   let count: Tensor | null = null;
-  for (const b of evalBatches(slice, { batchSize: cfg.batchSize, blockSize: cfg.context })) {
+  for (const b of evalBatches(tokens, { batchSize: cfg.batchSize, blockSize: cfg.context, windows })) {
     const s = E.tidy(() =>
       E.noGrad(() => {
         const r = autocast(precision, () => model.evalSums(E.tensor(b.inputs, [cfg.batchSize, cfg.context], 'i32'), E.tensor(b.targets, [cfg.batchSize, cfg.context], 'i32')));

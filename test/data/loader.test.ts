@@ -5,6 +5,7 @@ import {
   IGNORE_INDEX,
   evalBatches,
   evalWindows,
+  spreadWindows,
   type BatchLoaderState,
   type BatchMode,
 } from '../../src/data/loader.ts';
@@ -197,6 +198,25 @@ describe('evaluation windows', () => {
           scored += n;
         }
         expect(scored).toBe(N - 1);
+      }),
+    );
+  });
+
+  it('evalBatches with `windows` scores that many whole windows spread evenly over the split (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 2000 }), fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 40 }), (N, T, W) => {
+        const all = evalWindows(N, T);
+        const picked = spreadWindows(all, W);
+        expect(picked.length).toBe(Math.min(W, all.length));
+        expect(picked[0]).toBe(all[0]);
+        // Distinct windows of the full evaluation, in order, and no stretch of the split skipped
+        // by more than its share (N / W windows, rounded up).
+        for (let i = 1; i < picked.length; i++) expect(picked[i]!.start).toBeGreaterThan(picked[i - 1]!.start);
+        const gaps = [...picked.map((w) => w.start), all.length * T].map((s, i, a) => (i ? s - a[i - 1]! : s));
+        expect(Math.max(...gaps)).toBeLessThanOrEqual(Math.ceil(all.length / picked.length) * T);
+        let scored = 0;
+        for (const b of evalBatches(iota(N), { batchSize: 4, blockSize: T, windows: W })) scored += b.scored;
+        expect(scored).toBe(picked.reduce((a, w) => a + w.length, 0));
       }),
     );
   });

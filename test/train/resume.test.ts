@@ -94,7 +94,10 @@ describe('resume of a whole --optimizer all job', () => {
       for (const f of ['model.safetensors', 'optimizer.json', 'optimizer.safetensors']) expect(existsSync(join(out, name, 'model', f)), `${name}/model/${f}`).toBe(true);
       expect(curve(out, name).filter((l) => l.includes('"train"')).length, name).toBe(4);
     }
-    expect((JSON.parse(readFileSync(join(out, 'adamw', 'config.json'), 'utf8')) as { lr: number }).lr).toBe(3e-3);
+    const cfg = (name: string) => JSON.parse(readFileSync(join(out, name, 'config.json'), 'utf8')) as { lr: number; weightDecay: number };
+    expect(cfg('adamw').lr).toBe(3e-3);
+    // Decay defaults per optimizer: decoupled 0.1 for AdamW and Sophia, none for SGD (torch's default).
+    expect([cfg('sophia').weightDecay, cfg('adamw').weightDecay, cfg('sgd').weightDecay]).toEqual([0.1, 0.1, 0]);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
   }, 300_000);
 });
