@@ -32,6 +32,10 @@ export class Adam extends Optimizer {
     checkRange('eps', this.eps, 0, Infinity);
   }
 
+  protected override hyperparameters(): Record<string, unknown> {
+    return { betas: this.betas, eps: this.eps, amsgrad: this.amsgrad, decoupled: this.decoupled };
+  }
+
   /** 1 − β1ᵗ and √(1 − β2ᵗ) at each parameter's finite-step count t, once per step (step table). */
   protected override stepValues(t: Tensor): Record<string, Tensor | number> {
     const [b1, b2] = this.betas;

@@ -139,6 +139,10 @@ export abstract class Optimizer {
     this.trackGradNorm = opts.trackGradNorm ?? false;
     const groups = params.length > 0 && 'params' in params[0] ? (params as ParamGroup[]) : [{ params: params as NamedParam[], options: {} }];
     this.groups = groups.map((g) => ({ params: g.params, options: { weightDecay: opts.weightDecay ?? 0, lrScale: 1, ...g.options } }));
+    this.groups.forEach((g, i) => {
+      checkRange(`group ${i} weightDecay`, g.options.weightDecay ?? 0, 0, Infinity);
+      checkRange(`group ${i} lrScale`, g.options.lrScale ?? 1, 0, Infinity);
+    });
     for (const g of this.groups)
       for (const p of g.params) {
         if (this.column.has(p.name)) throw new Error(`optimizer: parameter '${p.name}' appears twice`);
@@ -349,7 +353,14 @@ export abstract class Optimizer {
   stateDict(): { json: Record<string, unknown>; tensors: Map<string, Tensor> } {
     const tensors = new Map<string, Tensor>();
     for (const [name, s] of this.state) for (const [k, t] of s) tensors.set(`state.${name}.${k}`, t);
-    const json: Record<string, unknown> = { kind: this.constructor.name, lr: this.lr, stepCount: this.stepCount, paramSteps: Object.fromEntries(this.paramSteps), ...this.extraState() };
+    const json: Record<string, unknown> = {
+      kind: this.constructor.name,
+      lr: this.lr,
+      stepCount: this.stepCount,
+      paramSteps: Object.fromEntries(this.paramSteps),
+      settings: this.settings(),
+      ...this.extraState(),
+    };
     if (this.table && this.column.size > 0) {
       tensors.set('finiteSteps', this.finiteSteps()!);
       tensors.set('finiteParamSteps', ops.slice(this.counts(), [[0, this.column.size]]));
@@ -360,6 +371,31 @@ export abstract class Optimizer {
 
   loadStateDict(d: { json: Record<string, unknown>; tensors: Map<string, Tensor> }): void {
     if (d.json.kind !== this.constructor.name) throw new Error(`loadStateDict: state is for ${String(d.json.kind)}, this optimizer is ${this.constructor.name}`);
+    // Everything is checked before anything changes: a refused state leaves this optimizer as it was.
+    const known = new Map(this.namedParams.map((p) => [p.name, p.param]));
+    const counters = new Map<string, Tensor>();
+    const states: [string, string, Tensor][] = [];
+    for (const [key, t] of d.tensors) {
+      if (key === 'finiteSteps' || key === 'finiteParamSteps') {
+        counters.set(key, t);
+        continue;
+      }
+      const m = /^state\.(.+)\.([^.]+)$/.exec(key);
+      const param = m ? known.get(m[1]) : undefined;
+      if (!m || !param) throw new Error(`loadStateDict: unexpected tensor '${key}'`);
+      if (t.shape.join() !== param.shape.join()) throw new Error(`loadStateDict: '${key}' has shape [${t.shape}], parameter '${m[1]}' has [${param.shape}]`);
+      states.push([m[1], m[2], t]);
+    }
+    // torch.optim restores hyperparameters from the state; here they are fixed at construction,
+    // so a state saved under other settings is refused rather than continued under these.
+    // (State written before settings were saved carries none and loads as before.)
+    if (d.json.settings !== undefined) {
+      const saved = JSON.stringify(d.json.settings);
+      const mine = JSON.stringify(this.settings());
+      if (saved !== mine) {
+        throw new Error(`loadStateDict: the state was saved by a ${this.constructor.name} with settings ${saved}; this one has ${mine}. Construct the optimizer with the saved settings to continue that run.`);
+      }
+    }
     this.lr = d.json.lr as number;
     this.reportedSkips = 0;
     this.stepCount = d.json.stepCount as number;
@@ -368,21 +404,11 @@ export abstract class Optimizer {
     const steps = (d.json.paramSteps ?? Object.fromEntries(this.namedParams.map((p) => [p.name, this.stepCount]))) as Record<string, number>;
     for (const [name, t] of Object.entries(steps)) this.paramSteps.set(name, t);
     this.loadExtraState(d.json);
-    const known = new Set(this.namedParams.map((p) => p.name));
-    const counters = new Map<string, Tensor>();
-    for (const [key, t] of d.tensors) {
-      if (key === 'finiteSteps' || key === 'finiteParamSteps') {
-        counters.set(key, t);
-        continue;
-      }
-      const m = /^state\.(.+)\.([^.]+)$/.exec(key);
-      if (!m || !known.has(m[1])) throw new Error(`loadStateDict: unexpected tensor '${key}'`);
-      const param = this.namedParams.find((p) => p.name === m[1])!.param;
-      if (t.shape.join() !== param.shape.join()) throw new Error(`loadStateDict: '${key}' has shape [${t.shape}], parameter '${m[1]}' has [${param.shape}]`);
-      let s = this.state.get(m[1]);
-      if (!s) this.state.set(m[1], (s = new Map()));
-      s.get(m[2])?.dispose();
-      s.set(m[2], keep(t));
+    for (const [name, key, t] of states) {
+      let s = this.state.get(name);
+      if (!s) this.state.set(name, (s = new Map()));
+      s.get(key)?.dispose();
+      s.set(key, keep(t));
     }
     this.table?.dispose();
     this.table = null;
@@ -408,6 +434,21 @@ export abstract class Optimizer {
     this.buildTable(counts, 0, 0);
     counts.dispose();
   }
+
+  /**
+   * The settings a continued run must share (saved in stateDict, checked by loadStateDict):
+   * the subclass's hyperparameters, how non-finite gradients are handled, and each group's
+   * weight decay, lr scale and parameter names.
+   */
+  settings(): Record<string, unknown> {
+    return {
+      ...this.hyperparameters(),
+      nonFinite: this.nonFinite,
+      groups: this.groups.map((g) => ({ weightDecay: g.options.weightDecay, lrScale: g.options.lrScale, params: g.params.map((p) => p.name) })),
+    };
+  }
+  /** The subclass's own hyperparameters (betas, eps, momentum, …), JSON-serialisable. */
+  protected abstract hyperparameters(): Record<string, unknown>;
 
   protected extraState(): Record<string, unknown> {
     return {};

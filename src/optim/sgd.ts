@@ -27,6 +27,10 @@ export class SGD extends Optimizer {
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires momentum > 0 and dampening = 0');
   }
 
+  protected override hyperparameters(): Record<string, unknown> {
+    return { momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov };
+  }
+
   protected update(p: NamedParam, grad: Tensor, lr: number, wd: number, finite: Tensor | null, t: number): void {
     let g = wd !== 0 ? ops.add(grad, ops.mul(p.param, wd)) : grad;
     if (this.momentum === 0) {

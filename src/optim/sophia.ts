@@ -106,6 +106,11 @@ export class Sophia extends Optimizer {
     if (this.form !== 'paper' && this.form !== 'official') throw new RangeError(`form must be 'paper' or 'official', got '${String(this.form)}'`);
   }
 
+  protected override hyperparameters(): Record<string, unknown> {
+    const { betas, form, gamma, eps, rho, hessianEvery, biasCorrection, signMomentum, clipThreshold } = this;
+    return { betas, form, gamma, eps, rho, hessianEvery, biasCorrection, signMomentum, clipThreshold };
+  }
+
   /** True when the trainer should estimate ĥ before this coming step (steps 1, k+1, 2k+1, ...). */
   wantsHessian(): boolean {
     return !this.signMomentum && this.stepCount % this.hessianEvery === 0;

@@ -98,6 +98,10 @@ describe('optimizer plumbing', () => {
     const sophia = new O.Sophia(p(), { lr: 1e-3 });
     expect(() => sophia.updateHessian(new Map(), 0)).toThrow(/batchTokens must be ≥ 1, got 0/);
     expect(() => new O.SGD([named('a', [1], 1), named('a', [1], 2)], { lr: 1 })).toThrow(/'a' appears twice/);
+    // Each parameter group's own options too, naming the group.
+    const groups = (options: O.ParamGroup['options']) => [{ params: p(), options: {} }, { params: [named('b', [2], 2)], options }];
+    expect(() => new O.AdamW(groups({ weightDecay: -1 }), { lr: 1e-3 })).toThrow(/group 1 weightDecay must be in \[0, Infinity\], got -1/);
+    expect(() => new O.Sophia(groups({ lrScale: -5 }), { lr: 1e-3 })).toThrow(/group 1 lrScale must be in \[0, Infinity\], got -5/);
   });
 });
 
@@ -388,6 +392,27 @@ describe('checkpoints on disk (safetensors + JSON)', () => {
     expect(() => O.loadOptimizer(dir, new O.SGD([named('v', [2], 1)], { lr: 0.1 }), 'sgd')).toThrow(/unexpected tensor 'state.w.momentum'/);
     expect(() => O.loadOptimizer(dir, new O.SGD([named('w', [3], 1)], { lr: 0.1 }), 'sgd')).toThrow(/has shape \[2\], parameter 'w' has \[3\]/);
     expect(() => O.loadOptimizer(dir, sgd, 'missing')).toThrow(/does not exist/);
+  });
+
+  it('saves the settings with the state and refuses to continue it under other ones', async () => {
+    const p = [named('w', [2], 1)];
+    const adam = new O.AdamW(p, { lr: 0.1, betas: [0.9, 0.95] });
+    p[0].param.grad = E.tensor([1, 2]);
+    adam.step();
+    const { json } = adam.stateDict();
+    expect(json.settings).toEqual({ betas: [0.9, 0.95], eps: 1e-8, amsgrad: false, decoupled: true, nonFinite: 'skip', groups: [{ weightDecay: 0.01, lrScale: 1, params: ['w'] }] });
+    await O.saveOptimizer(dir, adam, 'adamw');
+    const other = new O.AdamW(p, { lr: 0.2 });
+    expect(() => O.loadOptimizer(dir, other, 'adamw')).toThrow(/saved by a AdamW with settings .*"betas":\[0.9,0.95\].*this one has .*"betas":\[0.9,0.999\]/);
+    expect([other.stepCount, other.lr]).toEqual([0, 0.2]); // refused: nothing changed
+    expect(() => O.loadOptimizer(dir, new O.AdamW(p, { lr: 0.1, betas: [0.9, 0.95], weightDecay: 0 }), 'adamw')).toThrow(/"weightDecay":0.01.*"weightDecay":0/);
+    // The same settings load (the learning rate is state, restored from the save).
+    const same = new O.AdamW(p, { lr: 0.5, betas: [0.9, 0.95] });
+    O.loadOptimizer(dir, same, 'adamw');
+    expect(same.lr).toBe(0.1);
+    const sophia = new O.Sophia(p, { lr: 0.1, form: 'official', rho: 0.05 });
+    await O.saveOptimizer(dir, sophia, 'sophia');
+    expect(() => O.loadOptimizer(dir, new O.Sophia(p, { lr: 0.1, form: 'official' }), 'sophia')).toThrow(/"rho":0.05.*"rho":0.04/);
   });
 });
 
