@@ -61,7 +61,10 @@ const SPEC = {
   seed: { type: 'int', default: 1337, min: 0, help: 'random seed (initialisation, batches, estimators)' },
   out: { type: 'string', default: null, help: 'results folder (default results/<timestamp>-<optimizer>)' },
   resume: { type: 'string', default: null, help: 'continue the runs in this results folder from their last checkpoints' },
-  sampleTokens: { type: 'int', default: 40, min: 0, help: 'tokens of text to generate after training' },
+  sampleTokens: { type: 'int', default: 40, min: 0, help: 'tokens of text to generate after training (examples/generate.ts samples a saved model later)' },
+  prompt: { type: 'string', default: 'The', help: 'the text the sample continues' },
+  temperature: { type: 'number', default: 0.8, min: 0, help: 'sampling temperature (0 = greedy)' },
+  topK: { type: 'int', default: 40, min: 0, help: 'sample from the k most likely tokens (0 = all)' },
 } satisfies Record<string, FlagSpec>;
 
 const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 3e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
@@ -203,6 +206,9 @@ async function main(): Promise<void> {
       seed: flags.seed!,
       out,
       sampleTokens: flags.sampleTokens!,
+      samplePrompt: flags.prompt!,
+      temperature: flags.temperature!,
+      topK: flags.topK!,
       maxBadSteps: flags.maxBadSteps!,
       precision: flags.precision as TrainConfig['precision'],
       lossScale: flags.lossScale!,

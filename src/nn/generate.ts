@@ -5,6 +5,7 @@ import { noGrad } from '../autograd/graph.ts';
 import * as ops from '../autograd/ops/index.ts';
 import { tidy } from '../tensor/scope.ts';
 import { uniform } from '../reference/philox.ts';
+import { headLogits } from './functional.ts';
 import type { GPT2 } from './gpt2.ts';
 
 export interface GenerateOptions {
@@ -30,26 +31,46 @@ export function sampleToken(logits: Float32Array, temperature: number, topK: num
   return ids[ids.length - 1];
 }
 
-/** Continues `prompt` (token ids) and returns only the new tokens. */
+/**
+ * Continues `prompt` (token ids) and returns only the new tokens. While the sequence fits the
+ * context, each token costs one cached step; once it is full, each next token is predicted, as
+ * nanoGPT does, from the last nPositions tokens (a full forward pass: with learned absolute
+ * positions the cache cannot slide). A prompt longer than the context is cropped the same way.
+ */
 export async function generate(model: GPT2, prompt: readonly number[], opts: GenerateOptions): Promise<number[]> {
   const { maxNewTokens, temperature = 1, topK = 0, seed = 0, stopToken } = opts;
   if (prompt.length === 0) throw new Error('generate: the prompt must hold at least one token');
-  const room = model.config.nPositions - prompt.length;
-  if (room <= 0) throw new Error(`generate: the prompt (${prompt.length} tokens) fills the context (${model.config.nPositions})`);
+  if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new RangeError(`generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`);
+  if (!(temperature >= 0)) throw new RangeError(`generate: temperature must be ≥ 0 (0 = greedy), got ${temperature}`);
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`generate: topK must be an integer ≥ 0 (0 = all tokens), got ${topK}`);
+  const ctxLen = model.config.nPositions;
   const wasTraining = model.training;
   model.eval();
   const cache = model.newCache(1);
+  const seq = prompt.slice(-ctxLen);
   const out: number[] = [];
+  const ids = (xs: readonly number[]) => ops.tensor(new Int32Array(xs), [1, xs.length], 'i32');
   try {
-    let next = prompt.slice();
+    let next = seq.slice();
     let pos = 0;
-    for (let i = 0; i < Math.min(maxNewTokens, room); i++) {
-      const logits = tidy(() => noGrad(() => model.forwardCached(ops.tensor(new Int32Array(next), [1, next.length], 'i32'), cache, pos)));
-      const row = await logits.toArray();
-      logits.dispose();
-      pos += next.length;
+    for (let i = 0; i < maxNewTokens; i++) {
+      let row: Float32Array;
+      if (pos + next.length <= ctxLen) {
+        const logits = tidy(() => noGrad(() => model.forwardCached(ids(next), cache, pos)));
+        row = await logits.toArray();
+        logits.dispose();
+        pos += next.length;
+      } else {
+        const window = seq.slice(-ctxLen);
+        const C = model.config.nEmbd;
+        // The head on the last position only (all 1024 rows of GPT-2's logits would be 206 MB).
+        const logits = tidy(() => noGrad(() => headLogits(ops.slice(ops.reshape(model.hidden(ids(window)), [window.length, C]), [[window.length - 1, window.length], null]), model.wte)));
+        row = await logits.toArray();
+        logits.dispose();
+      }
       const id = sampleToken(row, temperature, topK, uniform(1, seed, i)[0]);
       out.push(id);
+      seq.push(id);
       if (id === stopToken) break;
       next = [id];
     }

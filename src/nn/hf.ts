@@ -16,6 +16,15 @@ export function configFromHF(json: Record<string, unknown>, file = 'config.json'
     return v;
   };
   if (need('n_embd') % need('n_head') !== 0) throw new Error(`${file}: n_embd (${need('n_embd')}) must be a multiple of n_head (${need('n_head')})`);
+  // GPT2Config options this model does not implement: refused rather than silently ignored.
+  const unsupported = (k: string, ok: (v: unknown) => boolean, what: string) => {
+    if (json[k] !== undefined && json[k] !== null && !ok(json[k])) throw new Error(`${file}: ${k} = ${JSON.stringify(json[k])} is not supported (this GPT-2 has ${what})`);
+  };
+  unsupported('activation_function', (v) => v === 'gelu_new' || v === 'gelu_pytorch_tanh', "GELU's tanh approximation, 'gelu_new'");
+  unsupported('n_inner', (v) => v === 4 * need('n_embd'), `an MLP of 4·n_embd = ${4 * need('n_embd')}`);
+  unsupported('scale_attn_weights', (v) => v === true, 'attention scores scaled by 1/√head_dim');
+  unsupported('scale_attn_by_inverse_layer_idx', (v) => v === false, 'no per-layer score scaling');
+  unsupported('tie_word_embeddings', (v) => v === true, 'the LM head tied to wte');
   return {
     nLayer: need('n_layer'),
     nHead: need('n_head'),

@@ -49,8 +49,17 @@ export function parseFlags<S extends Record<string, FlagSpec>>(spec: S, argv: re
     if (arg.startsWith('--') && eq > 0) [arg, value] = [arg.slice(0, eq), arg.slice(eq + 1)];
     const key = byFlag.get(arg);
     if (!key) {
-      const near = [...byFlag.keys()].filter((f) => f.includes(arg.replace(/^-+/, '').slice(0, 4)));
-      throw new UsageError(`unknown flag '${arg}'${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; run with --help to list the flags`);
+      const flags = [...byFlag.keys()];
+      const stem = arg.replace(/^-+/, '');
+      // Flags sharing the typed word's start, else those a few edits away (--lerning-rate).
+      let near = flags.filter((f) => stem.length >= 3 && f.slice(2).startsWith(stem.slice(0, 4)));
+      if (near.length === 0) {
+        const d = new Map(flags.map((f) => [f, editDistance(stem, f.slice(2))]));
+        near = flags.filter((f) => d.get(f)! <= Math.max(2, Math.floor(stem.length / 3))).sort((a, b) => d.get(a)! - d.get(b)!);
+      }
+      throw new UsageError(
+        `unknown flag '${arg}'${near.length ? ` (did you mean ${near.slice(0, 4).join(', ')}?)` : ''}; the flags are ${flags.join(' ')} (--help explains each)`,
+      );
     }
     const s = spec[key];
     given.add(key);
@@ -86,4 +95,15 @@ export function helpText<S extends Record<string, FlagSpec>>(usage: string, spec
     return `  ${name.padEnd(44)} ${s.help}${def}`;
   });
   return `${usage}\n\nflags:\n${rows.join('\n')}\n  --help${' '.repeat(40)} show this list`;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions), for suggesting a mistyped flag. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length];
 }

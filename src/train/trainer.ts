@@ -69,6 +69,10 @@ export interface TrainConfig {
   seed: number;
   out: string;
   sampleTokens: number;
+  /** The sample's prompt, temperature (0 = greedy) and top-k (0 = all); defaults 'The', 0.8, 40. */
+  samplePrompt?: string;
+  temperature?: number;
+  topK?: number;
   /** Stop after this many consecutive non-finite losses. */
   maxBadSteps: number;
   /**
@@ -508,8 +512,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   await saveGPT2(model, join(cfg.out, 'model'));
   // Beside the weights, as torch users save optimizer.state_dict(): to continue or inspect.
   await O.saveOptimizer(join(cfg.out, 'model'), opt);
-  const prompt = data.encode('The');
-  const sample = await generate(model, prompt, { maxNewTokens: cfg.sampleTokens, temperature: 0.8, topK: 40, seed: cfg.seed });
+  const prompt = data.encode(cfg.samplePrompt || 'The');
+  const sample = await generate(model, prompt, { maxNewTokens: cfg.sampleTokens, temperature: cfg.temperature ?? 0.8, topK: cfg.topK ?? 40, seed: cfg.seed });
   writeFileSync(join(cfg.out, 'sample.txt'), data.decode([...prompt, ...sample]) + '\n');
   const summary = summarise();
   if (cfg.testEval) {

@@ -1,7 +1,13 @@
 // Generation with the KV cache agrees with full recomputation.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadGpt2Tokenizer } from '../../src/data/tokenizer.ts';
 import * as E from '../../src/index.ts';
-import { GPT2, generate, gpt2Config, sampleToken } from '../../src/nn/index.ts';
+import { GPT2, generate, gpt2Config, sampleToken, saveGPT2 } from '../../src/nn/index.ts';
 import { expectClose } from '../helpers.ts';
 
 let model: GPT2;
@@ -39,8 +45,39 @@ describe('generation', () => {
     expect(a).toEqual(b);
     expect(a.every((t) => t >= 0 && t < 64)).toBe(true);
   });
+  it('past the context (24) it predicts from the last 24 tokens, as nanoGPT crops; a longer prompt is cropped too', async () => {
+    const prompt = Array.from({ length: 20 }, (_, i) => (i * 7) % 64);
+    const greedy = await generate(model, prompt, { maxNewTokens: 10, temperature: 0 });
+    expect(greedy.length).toBe(10);
+    const seq = [...prompt];
+    for (let i = 0; i < 10; i++) seq.push(sampleToken(await lastLogits(seq.slice(-24)), 0, 0, 0));
+    expect(greedy).toEqual(seq.slice(20));
+    const long = Array.from({ length: 30 }, (_, i) => (i * 5) % 64);
+    expect(await generate(model, long, { maxNewTokens: 3, temperature: 0 })).toEqual(await generate(model, long.slice(-24), { maxNewTokens: 3, temperature: 0 }));
+    await expect(generate(model, prompt, { maxNewTokens: 2, temperature: -1 })).rejects.toThrow(/temperature must be ≥ 0/);
+  });
   it('top-k never picks outside the k most likely tokens', () => {
     const logits = Float32Array.from({ length: 20 }, (_, i) => i);
     for (let j = 0; j < 50; j++) expect(sampleToken(logits, 1.5, 3, j / 50)).toBeGreaterThanOrEqual(17);
   });
+});
+
+describe('examples/generate.ts', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'examples/generate.ts', ...args], { cwd: root, encoding: 'utf8' });
+  it('samples a saved model from a text prompt: greedy output equals generate() on the same ids', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'generate-'));
+    const m = new GPT2(gpt2Config('tiny', { nLayer: 1, nEmbd: 16, nHead: 2, nPositions: 16 }), 3);
+    await saveGPT2(m, dir);
+    const tok = loadGpt2Tokenizer();
+    const prompt = tok.encode('Hello world');
+    const want = tok.decode([...prompt, ...(await generate(m, prompt, { maxNewTokens: 20, temperature: 0 }))]);
+    m.dispose();
+    const r = run(['--model', dir, '--prompt', 'Hello world', '--max-new-tokens', '20', '--temperature', '0', '--stop-at-eot=false']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${want}\n`);
+    const bad = run(['--prompt', 'x']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--model DIR is required/);
+  }, 120_000);
 });

@@ -214,6 +214,12 @@ describe('safetensors files from other writers', () => {
   });
   it("a config.json whose n_embd is not a multiple of n_head says so", () => {
     expect(() => N.configFromHF({ n_layer: 1, n_head: 3, n_embd: 16, n_positions: 8, vocab_size: 10 })).toThrow(/n_embd \(16\) must be a multiple of n_head \(3\)/);
+    // GPT2Config options the model does not implement are refused, not ignored; HF's defaults pass.
+    const base = { n_layer: 1, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 10 };
+    expect(N.configFromHF({ ...base, activation_function: 'gelu_new', n_inner: null, scale_attn_weights: true, tie_word_embeddings: true }).nEmbd).toBe(16);
+    expect(() => N.configFromHF({ ...base, activation_function: 'relu' })).toThrow(/activation_function = "relu" is not supported .*gelu_new/);
+    expect(() => N.configFromHF({ ...base, n_inner: 32 })).toThrow(/n_inner = 32 is not supported .*4·n_embd = 64/);
+    expect(() => N.configFromHF({ ...base, scale_attn_by_inverse_layer_idx: true })).toThrow(/scale_attn_by_inverse_layer_idx/);
   });
 });
 

@@ -28,6 +28,9 @@ describe('parseFlags', () => {
   it('unknown flags, bad choices and out-of-range numbers name what is valid', () => {
     expect(() => parseFlags(SPEC, ['--epoch', '5'])).toThrow(UsageError);
     expect(() => parseFlags(SPEC, ['--epoch', '5'])).toThrow(/unknown flag '--epoch' \(did you mean --epochs\?\)/);
+    expect(() => parseFlags(SPEC, ['--optimiser', 'adamw'])).toThrow(/did you mean --optimizer\?/); // an edit away
+    // Nothing near: every flag is listed.
+    expect(() => parseFlags(SPEC, ['--bogus'])).toThrow(/unknown flag '--bogus'; the flags are --epochs --max-steps --optimizer --bias-correct-h/);
     expect(() => parseFlags(SPEC, ['--optimizer', 'lion'])).toThrow("--optimizer must be one of sophia, adamw, all; got 'lion'");
     expect(() => parseFlags(SPEC, ['--epochs', '0'])).toThrow('--epochs must be > 0; got 0');
     expect(() => parseFlags(SPEC, ['--max-steps', '2.5'])).toThrow("--max-steps must be an integer; got '2.5'");
