@@ -42,7 +42,7 @@ if (prompt.length === 0) {
   console.error('error: --prompt encodes to no tokens; give some text');
   process.exit(2);
 }
-for (let i = 0; i < flags.numSamples; i++) {
+for (let i = 0; i < flags.numSamples!; i++) {
   const ids = await generate(model, prompt, {
     maxNewTokens: flags.maxNewTokens!,
     temperature: flags.temperature!,
@@ -51,6 +51,6 @@ for (let i = 0; i < flags.numSamples; i++) {
     stopToken: flags.stopAtEot ? GPT2_EOT_ID : undefined,
   });
   console.log(tok.decode([...prompt, ...ids]));
-  if (i < flags.numSamples - 1) console.log('---------------');
+  if (i < flags.numSamples! - 1) console.log('---------------');
 }
 model.dispose();

@@ -2,12 +2,15 @@
 // Hessian-vector product, written to one safetensors file for comparison with PyTorch.
 //
 //   tsx examples/gpt2-inspect.ts --model DIR --tokens FILE.json --out OUT.safetensors [--hvp-vector V.safetensors]
-//     [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr --weight-decay --beta1 --beta2 --eps --momentum --rho --gamma --hess-every]]
-//     [--hessian-diag gnb|hutchinson --samples S --seed N]
+//     [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr --weight-decay --beta1 --beta2 --eps
+//       --momentum --dampening --nesterov --amsgrad --rho --gamma --hess-every --clip-threshold --bias-correct-h]]
+//     [--hessian-diag gnb|hutchinson --samples S --seed N] [--probe rademacher|gaussian]
 //
 // --steps runs N optimizer steps on the batch and adds param.<name> and state.<name>.<key>;
+// hyperparameters not given take the optimizer's defaults (torch.optim's for SGD, Adam, AdamW).
 // --hessian-diag adds hdiag.<name>, the mean of S estimates of the Hessian's diagonal (GNB in the
-// paper's scale, B·ĝ⊙ĝ; Hutchinson u⊙Hu with Rademacher probes) at the loaded weights.
+// paper's scale, B·ĝ⊙ĝ; Hutchinson u⊙Hu with --probe vectors, Rademacher by default) at the
+// loaded weights.
 //
 // FILE.json: {"inputs": [[...]], "targets": [[...]]} (B×T token ids; targets may use -100 to ignore).
 import { readFileSync } from 'node:fs';
@@ -18,9 +21,10 @@ import * as O from '../src/optim/index.ts';
 
 const USAGE =
   'usage: tsx examples/gpt2-inspect.ts --model DIR --tokens FILE.json --out OUT.safetensors [--hvp-vector V.safetensors]\n' +
-  '       [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr X --weight-decay X --beta1 X --beta2 X --eps X --momentum X --rho X --gamma X --hess-every K]]\n' +
-  '       [--hessian-diag gnb|hutchinson --samples S --seed N]';
-const NUM = ['steps', 'lr', 'weight-decay', 'beta1', 'beta2', 'eps', 'momentum', 'rho', 'gamma', 'hess-every', 'samples', 'seed'] as const;
+  '       [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr X --weight-decay X --beta1 X --beta2 X --eps X --momentum X --dampening X\n' +
+  '        --nesterov --amsgrad --rho X --gamma X --hess-every K --clip-threshold X --bias-correct-h]]\n' +
+  '       [--hessian-diag gnb|hutchinson --samples S --seed N] [--probe rademacher|gaussian]';
+const NUM = ['steps', 'lr', 'weight-decay', 'beta1', 'beta2', 'eps', 'momentum', 'dampening', 'rho', 'gamma', 'hess-every', 'clip-threshold', 'samples', 'seed'] as const;
 let args;
 try {
   args = parseArgs({
@@ -31,7 +35,11 @@ try {
       'hvp-vector': { type: 'string' },
       optimizer: { type: 'string' },
       'hessian-diag': { type: 'string' },
+      probe: { type: 'string' },
       help: { type: 'boolean' },
+      nesterov: { type: 'boolean' },
+      amsgrad: { type: 'boolean' },
+      'bias-correct-h': { type: 'boolean' },
       ...Object.fromEntries(NUM.map((k) => [k, { type: 'string' as const }])),
     },
     strict: true,
@@ -70,10 +78,15 @@ if (args['hessian-diag'] && !['gnb', 'hutchinson'].includes(args['hessian-diag']
   console.error(`--hessian-diag must be gnb or hutchinson; got '${args['hessian-diag']}'`);
   process.exit(2);
 }
-if ((args as Record<string, unknown>).steps !== undefined && !args.optimizer) {
-  console.error(`--steps needs --optimizer (${OPTS.join(', ')})`);
+if (args.probe && !['rademacher', 'gaussian'].includes(args.probe)) {
+  console.error(`--probe must be rademacher or gaussian; got '${args.probe}'`);
   process.exit(2);
 }
+if (((args as Record<string, unknown>).steps !== undefined) !== (args.optimizer !== undefined)) {
+  console.error(`--steps N and --optimizer (${OPTS.join(', ')}) go together: one names the optimizer, the other how many steps it takes`);
+  process.exit(2);
+}
+const probe = (args.probe ?? 'rademacher') as O.Probe;
 
 function readBatch(file: string): { inputs: number[][]; targets: number[][] } {
   let j: { inputs?: unknown; targets?: unknown };
@@ -157,7 +170,7 @@ if (args['hessian-diag']) {
     const est =
       kind === 'gnb'
         ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, scoredTokens, 'paper')
-        : O.hutchinsonEstimate(loss, named2, gen);
+        : O.hutchinsonEstimate(loss, named2, gen, probe);
     for (const [n, t] of est) sum.set(n, E.keep(sum.has(n) ? E.add(sum.get(n)!, t).realize() : t));
   }
   for (const [n, t] of sum) out.set(`hdiag.${n}`, { dtype: 'F32', shape: [...t.shape], data: await E.mul(t, 1 / samples).toArray() });
@@ -167,32 +180,39 @@ if (args['hessian-diag']) {
 if ((args as Record<string, unknown>).steps !== undefined) {
   const steps = num('steps', 1);
   const lr = num('lr', 1e-3);
-  const wd = num('weight-decay', 0);
-  const betas: [number, number] = [num('beta1', args.optimizer!.startsWith('sophia') ? 0.965 : 0.9), num('beta2', args.optimizer!.startsWith('sophia') ? 0.99 : 0.999)];
+  // Only what was given: the rest keep each optimizer's own defaults (AdamW decays 0.01, Sophia 0.1).
+  const given = <K extends (typeof NUM)[number]>(k: K, key: string) => ((args as Record<string, unknown>)[k] === undefined ? {} : { [key]: num(k, 0) });
+  const betas = (args as Record<string, unknown>).beta1 !== undefined || (args as Record<string, unknown>).beta2 !== undefined
+    ? { betas: [num('beta1', args.optimizer!.startsWith('sophia') ? 0.965 : 0.9), num('beta2', args.optimizer!.startsWith('sophia') ? 0.99 : 0.999)] as [number, number] }
+    : {};
+  const base = { lr, ...given('weight-decay', 'weightDecay') };
   const named2 = paramsNamed();
   const opt: O.Optimizer =
     args.optimizer === 'sgd'
-      ? new O.SGD(named2, { lr, weightDecay: wd, momentum: num('momentum', 0) })
-      : args.optimizer === 'adam'
-        ? new O.Adam(named2, { lr, weightDecay: wd, betas, eps: num('eps', 1e-8) })
-        : args.optimizer === 'adamw'
-          ? new O.AdamW(named2, { lr, weightDecay: wd, betas, eps: num('eps', 1e-8) })
-          : new O.Sophia(named2, {
-              lr,
-              weightDecay: wd,
-              betas,
-              form: args.optimizer === 'sophia-g' ? 'official' : 'paper',
-              rho: num('rho', 0.04),
-              gamma: num('gamma', 0.01),
-              hessianEvery: num('hess-every', 10),
-            });
+      ? new O.SGD(named2, { ...base, ...given('momentum', 'momentum'), ...given('dampening', 'dampening'), nesterov: args.nesterov ?? false })
+      : args.optimizer === 'adam' || args.optimizer === 'adamw'
+        ? new (args.optimizer === 'adam' ? O.Adam : O.AdamW)(named2, { ...base, ...betas, ...given('eps', 'eps'), amsgrad: args.amsgrad ?? false })
+        : new O.Sophia(named2, {
+            ...base,
+            ...betas,
+            ...given('eps', 'eps'),
+            form: args.optimizer === 'sophia-g' ? 'official' : 'paper',
+            ...given('rho', 'rho'),
+            ...given('gamma', 'gamma'),
+            ...given('hess-every', 'hessianEvery'),
+            ...given('clip-threshold', 'clipThreshold'),
+            biasCorrection: args['bias-correct-h'] ?? false,
+          });
+  for (const [flag, applies] of [['nesterov', 'sgd'], ['amsgrad', 'adam'], ['bias-correct-h', 'sophia']] as const) {
+    if ((args as Record<string, unknown>)[flag] && !args.optimizer!.startsWith(applies)) console.warn(`note: --${flag} applies to ${applies}; ignored for ${args.optimizer}`);
+  }
   const gen = new E.Generator(num('seed', 0));
   for (let s = 0; s < steps; s++) {
     if (opt instanceof O.Sophia && opt.wantsHessian()) {
       const est =
         args.optimizer === 'sophia-g'
           ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(inputs, targets, gen)), named2, scoredTokens, 'official')
-          : O.hutchinsonEstimate(loss, named2, gen);
+          : O.hutchinsonEstimate(loss, named2, gen, probe);
       opt.updateHessian(est, scoredTokens);
     }
     E.tidy(() => model.loss(inputs, targets).backward());

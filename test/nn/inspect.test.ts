@@ -1,11 +1,14 @@
 // The inspection command end to end: its output file agrees with the PyTorch fixture.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import * as E from '../../src/index.ts';
+import { functionalCall, loadGPT2 } from '../../src/nn/index.ts';
 import { readSafetensors } from '../../src/nn/safetensors.ts';
+import * as O from '../../src/optim/index.ts';
 import { expectClose } from '../helpers.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -35,7 +38,7 @@ describe('examples/gpt2-inspect.ts', () => {
     }
   });
   it('--steps with an optimizer writes parameters and state; --hessian-diag writes non-negative GNB estimates', () => {
-    const got = inspect(['--steps', '2', '--optimizer', 'sophia-g', '--lr', '0.01', '--hess-every', '1', '--hessian-diag', 'gnb', '--samples', '2', '--seed', '5']);
+    const got = inspect(['--steps', '2', '--optimizer', 'sophia-g', '--lr', '0.01', '--weight-decay', '0', '--hess-every', '1', '--hessian-diag', 'gnb', '--samples', '2', '--seed', '5']);
     const ref = readSafetensors(fx + 'reference.safetensors').tensors;
     const names = [...ref.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5));
     for (const n of names) {
@@ -65,6 +68,50 @@ describe('examples/gpt2-inspect.ts', () => {
       for (const key of ['m', 'v']) expect(got.has(`state.${n}.${key}`), `state.${n}.${key}`).toBe(true);
     }
   });
+  it('every optimizer and estimator option reaches the library: the command equals the same steps run in-process', async () => {
+    await E.init();
+    const tokens = JSON.parse(readFileSync(fx + 'tokens.json', 'utf8')) as { inputs: number[][]; targets: number[][] };
+    const [B, T] = [tokens.inputs.length, tokens.inputs[0].length];
+    /** The command's steps (and Hessian-diagonal estimates) replayed with the library on the fixture. */
+    const replay = async (make: (named: O.NamedParam[]) => O.Optimizer, steps: number, seed: number, opts: { probe?: O.Probe; diagSamples?: number } = {}) => {
+      const model = loadGPT2(fx + 'model');
+      const inputs = E.tensor(new Int32Array(tokens.inputs.flat()), [B, T], 'i32');
+      const targets = E.tensor(new Int32Array(tokens.targets.flat()), [B, T], 'i32');
+      const named = model.namedParameters().map(([name, param]) => ({ name, param }));
+      const loss = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(inputs, targets));
+      const out = new Map<string, Float32Array>();
+      if (opts.diagSamples) {
+        const gen = new E.Generator(seed);
+        const sum = new Map<string, E.Tensor>();
+        for (let s = 0; s < opts.diagSamples; s++) for (const [n, t] of O.hutchinsonEstimate(loss, named, gen, opts.probe)) sum.set(n, E.keep(sum.has(n) ? E.add(sum.get(n)!, t).realize() : t));
+        for (const [n, t] of sum) out.set(`hdiag.${n}`, await E.mul(t, 1 / opts.diagSamples).toArray());
+      }
+      const opt = make(named);
+      const gen = new E.Generator(seed);
+      for (let s = 0; s < steps; s++) {
+        if (opt instanceof O.Sophia && opt.wantsHessian()) opt.updateHessian(O.hutchinsonEstimate(loss, named, gen, opts.probe), B * T);
+        E.tidy(() => model.loss(inputs, targets).backward());
+        opt.step();
+        opt.zeroGrad();
+      }
+      for (const { name, param } of named) out.set(`param.${name}`, await param.toArray());
+      for (const [k, t] of opt.stateDict().tensors) if (k.startsWith('state.')) out.set(k, await t.toArray());
+      model.dispose();
+      return out;
+    };
+    const same = (got: Map<string, { data: Float32Array }>, want: Map<string, Float32Array>) => {
+      for (const [k, w] of want) expectClose(got.get(k)!.data, w, 1e-6, 1e-7, k);
+      return [...want.keys()];
+    };
+    const sgd = inspect(['--steps', '2', '--optimizer', 'sgd', '--lr', '0.05', '--momentum', '0.9', '--nesterov', '--weight-decay', '0.01', '--hessian-diag', 'hutchinson', '--probe', 'gaussian', '--samples', '2', '--seed', '3']);
+    const sgdKeys = same(sgd, await replay((n) => new O.SGD(n, { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 }), 2, 3, { probe: 'gaussian', diagSamples: 2 }));
+    expect(sgdKeys.some((k) => k.startsWith('hdiag.'))).toBe(true);
+    // Without --weight-decay, AdamW keeps its own default (torch's 0.01), not 0.
+    const adam = inspect(['--steps', '2', '--optimizer', 'adamw', '--lr', '0.01', '--amsgrad']);
+    expect(same(adam, await replay((n) => new O.AdamW(n, { lr: 0.01, amsgrad: true }), 2, 0)).some((k) => k.endsWith('.vmax'))).toBe(true);
+    const sophia = inspect(['--steps', '2', '--optimizer', 'sophia-h', '--lr', '0.01', '--hess-every', '1', '--probe', 'gaussian', '--clip-threshold', '0.5', '--bias-correct-h', '--gamma', '0.02', '--seed', '4']);
+    same(sophia, await replay((n) => new O.Sophia(n, { lr: 0.01, form: 'paper', hessianEvery: 1, clipThreshold: 0.5, biasCorrection: true, gamma: 0.02 }), 2, 4, { probe: 'gaussian' }));
+  }, 180_000);
   it('rejects unknown flags and malformed token files with a clear message', () => {
     const run = (args: string[]) => {
       try {
@@ -75,6 +122,8 @@ describe('examples/gpt2-inspect.ts', () => {
       }
     };
     expect(run(['--modle', 'x'])).toMatch(/Unknown option '--modle'[\s\S]*usage:/);
+    expect(run(['--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', '/tmp/x.safetensors', '--optimizer', 'adam'])).toMatch(/--steps N and --optimizer .* go together/);
+    expect(run(['--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', '/tmp/x.safetensors', '--hessian-diag', 'hutchinson', '--probe', 'uniform'])).toMatch(/--probe must be rademacher or gaussian; got 'uniform'/);
     expect(run(['--model', fx + 'model', '--tokens', fx + 'model/config.json', '--out', '/tmp/x.safetensors'])).toMatch(/expected \{"inputs"/);
   });
 });
