@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
-const LINK = /\]\(([^)\s]+)#L(\d+)(?:-L(\d+))?(?:\s+"([^"]*)")?\)/g;
+const LINK = /\[([^\]]*)\]\(([^)\s]+)#L(\d+)(?:-L(\d+))?(?:\s+"([^"]*)")?\)/g;
 
 describe('line links in the docs point at the code they name', () => {
   for (const doc of docs) {
@@ -17,8 +17,11 @@ describe('line links in the docs point at the code they name', () => {
     const links = [...text.matchAll(LINK)];
     if (links.length === 0) continue;
     it(doc, () => {
-      for (const [whole, path, from, to, snippet] of links) {
+      for (const [whole, label, path, from, to, snippet] of links) {
         expect(snippet, `${doc}: ${whole} has no "snippet" title to check`).toBeTruthy();
+        // A label that shows line numbers (`trainer.ts#L424`, `#L10-L12`) shows the link's own.
+        const shown = /#L\d+(?:-L\d+)?$/.exec(label)?.[0];
+        if (shown) expect(shown, `${doc}: ${whole}: the label shows ${shown}, the link goes to #L${from}${to ? `-L${to}` : ''}`).toBe(`#L${from}${to ? `-L${to}` : ''}`);
         const lines = readFileSync(resolve(root, dirname(doc), path), 'utf8').split('\n');
         const [a, b] = [Number(from), Number(to ?? from)];
         expect(b, `${doc}: ${whole} points past the end of ${path} (${lines.length} lines)`).toBeLessThanOrEqual(lines.length);
