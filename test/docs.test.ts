@@ -28,7 +28,7 @@ describe('line links in the docs point at the code they name', () => {
         const range = lines.slice(a - 1, b).join('\n');
         const now = lines.findIndex((l) => l.includes(snippet!.split('\n')[0])) + 1;
         const hint = now > 0 ? `it is now at line ${now}` : 'it is no longer in that file';
-        expect(range.includes(snippet!), `${doc}: ${whole}: "${snippet}" is not in lines ${a}–${b} of ${path} (${hint}); update the link`).toBe(true);
+        expect(range.includes(snippet!), `${doc}: ${whole}: "${snippet}" is not in lines ${a}–${b} of ${path} (${hint}); update the link (npx tsx scripts/fix-doc-links.ts moves every stale link)`).toBe(true);
       }
     });
   }

@@ -1,7 +1,7 @@
 // One training run of GPT-2 with one optimizer: the loop, evaluation, metrics, checkpoints,
 // and the final sample. Everything the GPU computes stays there until a log interval, when the
 // step losses, gradient norms and win rates of the interval come back in one readback.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../index.ts';
 import { ctx, describeAdapter } from '../gpu/device.ts';
@@ -322,6 +322,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     ({ step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval } = st);
     // Drop metric rows written after the checkpoint: the resumed run writes them again.
     const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
+    if (lines.length < metricRows) {
+      throw new Error(
+        `--resume: ${metricsPath} holds ${lines.length} rows, but the checkpoint of step ${step} was written after ${metricRows}: the metrics file was truncated or replaced. ` +
+          'Nothing was changed; restore the file, or start this run afresh in a new --out folder.',
+      );
+    }
     writeFileSync(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join(''));
     if (metricRows > 0) writeMetricsCsv(cfg.out);
     else writeFileSync(csvPath, CSV_HEADER_LINE);
@@ -341,6 +347,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   };
 
   const checkpoint = async () => {
+    // The rows the checkpoint counts reach the disk before it does (a resume checks they exist).
+    for (const f of [metricsPath, csvPath]) syncFile(f);
     const tensors = new Map<string, HostTensor>();
     await hostTensors('model.', model.namedParameters(), tensors);
     const sd = opt.stateDict();
@@ -545,5 +553,15 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       tokens: step * tokensPerStep,
       wallS: (performance.now() - t0Run) / 1000,
     };
+  }
+}
+
+/** fsync an existing file's contents. */
+function syncFile(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

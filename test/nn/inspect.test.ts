@@ -99,7 +99,7 @@ describe('examples/gpt2-inspect.ts', () => {
       model.dispose();
       return out;
     };
-    const same = (got: Map<string, { data: Float32Array }>, want: Map<string, Float32Array>) => {
+    const same = (got: Map<string, { data: ArrayLike<number> }>, want: Map<string, Float32Array>) => {
       for (const [k, w] of want) expectClose(got.get(k)!.data, w, 1e-6, 1e-7, k);
       return [...want.keys()];
     };

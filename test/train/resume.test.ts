@@ -2,7 +2,7 @@
 // produces the same loss curve, bit for bit, as an uninterrupted run. In f32 through the CLI;
 // in f16 in-process (loss scaler state, skipped steps and their finite-step counts).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +143,17 @@ describe('resume with --precision f16 (in-process)', () => {
     expect(readFileSync(join(out, 'checkpoints', 'LATEST'), 'utf8').trim()).toBe('step-00000004');
     await run({}, out);
     expect(metricsCurve(join(out, 'metrics.jsonl'))).toEqual(reference);
+  });
+
+  it('a metrics file shorter than the checkpoint says is refused, and left as it was', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'resume-truncated-'));
+    const f32 = (o: string): TrainConfig => ({ ...config(o), precision: 'f32' });
+    await expect(trainRun(f32(out), data, {}, { log: () => {}, progress: (done) => { if (done === 5) throw new Error('crash'); } })).rejects.toThrow('crash');
+    const file = join(out, 'metrics.jsonl');
+    const kept = readFileSync(file, 'utf8').split('\n').slice(0, 2).join('\n') + '\n';
+    writeFileSync(file, kept);
+    await expect(trainRun(f32(out), data, {}, { log: () => {} }, true)).rejects.toThrow(/metrics.jsonl holds 2 rows, but the checkpoint of step 4 was written after \d+: the metrics file was truncated/);
+    expect(readFileSync(file, 'utf8')).toBe(kept);
   });
 
   it('stopped (Ctrl-C) after step 5, then resumed: the same curve bit for bit', async () => {
