@@ -56,7 +56,7 @@ const SPEC = {
   evalTokens: { type: 'int', default: 2048, min: 0, help: 'validation tokens per evaluation: fixed --context windows spread evenly over the split, so runs compare; 0 = the whole split (WikiText-2: 259k tokens, minutes per evaluation on a CPU adapter)' },
   testEval: { type: 'bool', default: false, help: 'after training, score the test split once (with --eval-tokens) and add it to the results table' },
   logEvery: { type: 'int', default: 5, min: 1, help: 'read losses back every N steps' },
-  maxBadSteps: { type: 'int', default: 10, min: 1, help: 'stop a run after this many consecutive non-finite losses (their updates are skipped), leaving a checkpoint of the last finite step' },
+  maxBadSteps: { type: 'int', default: 10, min: 1, help: 'stop a run after this many consecutive steps with a non-finite loss or (f32) gradient (their updates are skipped), leaving a checkpoint of the last finite step' },
   checkpointEvery: { type: 'int', default: 50, min: 0, help: 'write a checkpoint every N steps (0 = only at the end and on Ctrl-C)' },
   seed: { type: 'int', default: 1337, min: 0, help: 'random seed (initialisation, batches, estimators)' },
   out: { type: 'string', default: null, help: 'results folder (default results/<timestamp>-<optimizer>)' },

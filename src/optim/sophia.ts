@@ -82,6 +82,7 @@ export class Sophia extends Optimizer {
   /** Σ over coordinates of [|ratio| < 1] for the last step, and the coordinate count. */
   private unclipped: Tensor | null = null;
   private coords = 0;
+  private nonFiniteHessian: Tensor | null = null;
 
   constructor(params: readonly NamedParam[] | readonly ParamGroup[], opts: SophiaOptions) {
     super(params, { weightDecay: 0.1, ...opts });
@@ -125,13 +126,19 @@ export class Sophia extends Optimizer {
     if (!(batchTokens >= 1)) throw new RangeError(`updateHessian: batchTokens must be ≥ 1, got ${batchTokens}`);
     noGrad(() => {
       const b2 = this.betas[1];
+      let bad: Tensor | null = null;
       for (const p of this.namedParams) {
         const e = hhat.get(p.name);
         if (!e) continue;
         const h = this.buf(p, 'h');
         // A non-finite estimate must not poison h: keep the old value where ĥ is not finite.
-        ops.assign(h, ops.where(ops.isFinite(e), ops.add(ops.mul(h, b2), ops.mul(e, 1 - b2)), h));
+        const ok = ops.isFinite(e);
+        ops.assign(h, ops.where(ok, ops.add(ops.mul(h, b2), ops.mul(e, 1 - b2)), h));
+        const n = ops.sub(e.size, ops.sum(ok));
+        bad = bad ? ops.add(bad, n) : n;
       }
+      this.nonFiniteHessian?.dispose();
+      this.nonFiniteHessian = bad ? keep(bad.realize()) : null;
     });
     this.refreshes++;
     this.batchTokens = batchTokens;
@@ -195,6 +202,14 @@ export class Sophia extends Optimizer {
 
   override diagnostics(): Diagnostics {
     return { ...super.diagnostics(), winRate: this.winRate(), hStats: this.hStats() };
+  }
+
+  /**
+   * How many coordinates of the last refresh's ĥ were not finite, so h kept its old value there
+   * (a 0-d tensor on the GPU; null before the first refresh). The trainer reports a nonzero count.
+   */
+  lastRefreshNonFinite(): Tensor | null {
+    return this.nonFiniteHessian;
   }
 
   /** Per-parameter mean and max of h (lazy 0-d tensors), for diagnostics. */

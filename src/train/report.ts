@@ -24,6 +24,9 @@ const COLUMNS: [string, (r: Run) => string][] = [
   ['Val accuracy', (r) => percent(r.summary.valAcc)],
   ['Time/epoch (s)', (r) => fixed(1)(r.summary.timePerEpochS) + (r.summary.timePerEpochS !== null && projected(r) ? ' (projected)' : '')],
   ['Tokens/s', (r) => thousands(r.summary.tokensPerS)],
+  // The first steps compile the shaders (the first run of a job compiles most): left out of the
+  // columns beside it and shown here.
+  ['Warm-up (s)', (r) => fixed(1)(r.summary.warmupS ?? null)],
   // Only Sophia has an estimator; the others show "—".
   ['Estimator overhead (% of step time)', (r) => (r.summary.estimatorOverhead === null ? '—' : `${(r.summary.estimatorOverhead * 100).toFixed(1)}%`)],
 ];

@@ -28,6 +28,8 @@ export interface StepOptions {
    * one with a probe u from `gen` (Rademacher unless `probe` says 'gaussian'; H·u, exact). The gradient step itself is unchanged.
    */
   hessian?: { sophia: O.Sophia; gen: E.Generator; estimator: 'gnb' | 'hutchinson'; probe?: O.Probe } | null;
+  /** Called with the accumulated (unscaled) gradients in each parameter's .grad, before clipping and the update: read them lazily or edit them. */
+  onGradients?: (model: GPT2) => void;
 }
 
 /** Forward/backward over the micro-batches, then clip and step. Returns the mean loss and the pre-clip gradient norm (0-d). */
@@ -52,6 +54,7 @@ export function trainStep(model: GPT2, opt: O.Optimizer, micro: readonly Batch[]
     total = total ? E.add(total, l) : l;
   });
   scaler?.unscale(model.parameters());
+  o.onGradients?.(model);
   const gradNorm = O.clipGradNorm(model.parameters(), o.gradClip > 0 ? o.gradClip : Infinity);
   opt.step();
   scaler?.update(opt.lastStepFinite() ?? O.GradScaler.allFinite(model.parameters()));

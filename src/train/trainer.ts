@@ -73,7 +73,7 @@ export interface TrainConfig {
   samplePrompt?: string;
   temperature?: number;
   topK?: number;
-  /** Stop after this many consecutive non-finite losses. */
+  /** Stop after this many consecutive steps whose loss (or, in f32, gradient) was non-finite. */
   maxBadSteps: number;
   /**
    * 'f16': mixed precision (autocast f16 compute, f32 master weights and optimizer state, dynamic
@@ -103,9 +103,14 @@ export interface Hooks {
   progress?: (done: number, total: number, note: string) => void;
   /** Polled between steps; true stops the run after writing a checkpoint (Ctrl-C). */
   shouldStop?: () => boolean;
+  /** After each step's backward, before clipping and the update: its gradients are in each parameter's .grad (the tests inject faults here). */
+  gradients?: (step: number, model: GPT2) => void;
 }
 
 const PRESETS = ['tiny', 'small', 'gpt2'];
+
+/** Steps at the start of each session whose time (mostly shader compilation) the throughput figures leave out. */
+export const WARMUP_STEPS = 2;
 
 export function buildModel(cfg: TrainConfig): GPT2 {
   const d = cfg.dropout ?? 0;
@@ -185,6 +190,8 @@ interface Pending {
   taken: Tensor | null;
   /** Sophia, on refresh steps: per layer, [mean h, max h] pairs (see hStatsByLayer). */
   hStats: { layers: string[]; values: Tensor } | null;
+  /** Sophia, on refresh steps: how many coordinates of ĥ were non-finite (h kept its old value there). */
+  nonFiniteHessian: Tensor | null;
   estimatorMs: number | null;
 }
 
@@ -259,7 +266,7 @@ function hStatsByLayer(sophia: O.Sophia, named: readonly O.NamedParam[]): { laye
   return { layers, values: E.concat(parts).realize() };
 }
 
-/** A run stopped because its losses stayed non-finite (a checkpoint of the last finite state was written). */
+/** A run stopped because its losses or gradients stayed non-finite (a checkpoint of the last finite state was written). */
 export class DivergedError extends Error {}
 
 /** Runs (or resumes) one training run into cfg.out. */
@@ -292,6 +299,11 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   let metricRows = 0;
   let trainMs = 0;
   let estimatorMsTotal = 0;
+  // The first WARMUP_STEPS steps of each session (a start or a resume), with any estimator
+  // refresh among them: they compile the shaders, so throughput and overhead leave them out.
+  let warmSteps = 0;
+  let warmMs = 0;
+  let warmEstimatorMs = 0;
   let lastLoss = null as number | null;
   let lastEval: { valLoss: number; valPpl: number; valAcc: number } | null = null;
   let badRun = 0;
@@ -320,6 +332,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     estGen.state = st.estGen;
     model.gen.state = st.modelGen;
     ({ step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval } = st);
+    ({ warmSteps = 0, warmMs = 0, warmEstimatorMs = 0 } = st as { warmSteps?: number; warmMs?: number; warmEstimatorMs?: number }); // older checkpoints lack them
     // Drop metric rows written after the checkpoint: the resumed run writes them again.
     const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
     if (lines.length < metricRows) {
@@ -357,7 +370,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     writeCheckpoint(ckptDir, {
       step,
       tensors,
-      state: { optimizer: sd.json, loader: loader.state(), estLoader: estLoader.state(), estGen: estGen.state, modelGen: model.gen.state, step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval },
+      state: { optimizer: sd.json, loader: loader.state(), estLoader: estLoader.state(), estGen: estGen.state, modelGen: model.gen.state, step, metricRows, trainMs, estimatorMsTotal, warmSteps, warmMs, warmEstimatorMs, lastLoss, lastEval },
     });
   };
 
@@ -368,28 +381,37 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   // (--hess-batch shared) counts what it took beyond that as the estimator's.
   let perStepMs = 0;
   const t0Run = performance.now();
+  const sessionStart = { step, trainMs, estimatorMsTotal };
+  const warmEnd = Math.min(totalSteps, step + WARMUP_STEPS);
 
   const flush = async () => {
     if (pending.length === 0) return;
     const scalars = pending.flatMap((p) => [p.loss, p.gradNorm, p.winRate ?? E.scalar(NaN), p.scaler ?? E.expand(E.scalar(NaN), [2]), p.taken ?? E.scalar(1)]);
     const hStats = pending.flatMap((p) => (p.hStats ? [p.hStats.values] : [])); // after the 6 per step
-    const vals = await E.concat([...scalars, ...hStats].map((t) => E.reshape(t, [t.size]))).toArray();
+    const badH = pending.flatMap((p) => (p.nonFiniteHessian ? [p.nonFiniteHessian] : [])); // after those
+    const vals = await E.concat([...scalars, ...hStats, ...badH].map((t) => E.reshape(t, [t.size]))).toArray();
     let hAt = 6 * pending.length;
+    let badAt = hAt + hStats.reduce((n, t) => n + t.size, 0);
     const elapsed = performance.now() - intervalStart;
     const perStep = (elapsed - intervalEstimatorMs) / pending.length;
     perStepMs = perStep;
     trainMs += elapsed;
     pending.forEach((p, i) => {
       const [loss, gradNorm, win, lossScale, skipped, taken] = vals.subarray(6 * i, 6 * i + 6);
+      // Under f16 an overflow is the scaler's business (it backs off); in f32 a non-finite
+      // gradient behind a finite loss is as bad a step as a non-finite loss.
+      const badGradients = !p.scaler && taken === 0;
       if (Number.isFinite(loss)) {
         lastLoss = loss;
-        badRun = 0;
+        badRun = badGradients ? badRun + 1 : 0;
         if (p.scaler && skipped > lastSkipped) log(`step ${p.step}: f16 gradients overflowed; the step was skipped and the loss scale lowered to ${lossScale}`);
-        else if (taken === 0) log(`step ${p.step}: non-finite gradients with a finite loss (${loss.toFixed(4)}); the optimizer skipped this update`);
+        else if (badGradients) log(`step ${p.step}: non-finite gradients with a finite loss (${loss.toFixed(4)}); the optimizer skipped this update`);
       } else {
         badRun++;
         log(`step ${p.step}: non-finite loss (${loss}); the optimizer skipped this update`);
       }
+      const badHessian = p.nonFiniteHessian ? vals[badAt++] : null;
+      if (badHessian) log(`step ${p.step}: the Hessian estimate had ${badHessian} non-finite coordinate(s); h kept its previous value there`);
       writeRow({
         type: 'train',
         step: p.step,
@@ -404,11 +426,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
         ...(p.taken ? { skipped: taken === 0 } : {}),
         ...(p.hStats ? { hStats: Object.fromEntries(p.hStats.layers.map((l, j) => [l, { mean: vals[hAt + 2 * j], max: vals[hAt + 2 * j + 1] }])) } : {}),
         ...(p.scaler ? { lossScale, skippedSteps: skipped } : {}),
+        ...(badHessian !== null ? { nonFiniteHessian: badHessian } : {}),
       });
       if (p.scaler) lastSkipped = skipped;
       if (p.hStats) hAt += p.hStats.values.size;
     });
-    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken, p.hStats?.values].forEach((t) => t?.dispose());
+    for (const p of pending) [p.loss, p.gradNorm, p.winRate, p.scaler, p.taken, p.hStats?.values, p.nonFiniteHessian].forEach((t) => t?.dispose());
     pending = [];
     intervalStart = performance.now();
     intervalEstimatorMs = 0;
@@ -416,14 +439,14 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   };
 
   /**
-   * Too many non-finite losses in a row. Their updates were skipped (nonFinite: 'skip', or the
+   * Too many non-finite losses (or f32 gradients) in a row. Their updates were skipped (nonFinite: 'skip', or the
    * scaler under f16), so the parameters and optimizer state are still those after the last
    * finite step: that state is checkpointed (resumable, e.g. with a lower --lr) and the run stops.
    */
   const stopDiverged = async () => {
     await checkpoint();
     throw new DivergedError(
-      `${cfg.maxBadSteps} consecutive non-finite losses up to step ${step}: training diverged. Their updates were skipped, so the checkpoint ` +
+      `${cfg.maxBadSteps} consecutive steps with a non-finite loss or gradient up to step ${step}: training diverged. Their updates were skipped, so the checkpoint ` +
         `just written to ${ckptDir} holds the parameters after the last finite step. Start again with a lower --lr (now ${cfg.lr}) ` +
         `or --grad-clip, or continue with --resume (the same settings) if the cause was transient.`,
     );
@@ -474,12 +497,21 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       const hessian = shared
         ? { sophia: opt as O.Sophia, gen: estGen, estimator: cfg.optimizer === 'sophia' ? ('gnb' as const) : ('hutchinson' as const), probe: cfg.probe ?? 'rademacher' }
         : null;
-      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], hessian });
+      const { loss, gradNorm } = trainStep(model, opt, micro, { precision, scaler, gradClip: cfg.gradClip, shape: [cfg.batchSize, cfg.context], hessian, onGradients: hooks.gradients && ((m) => hooks.gradients!(step + 1, m)) });
       const winRate = isSophia ? (opt as O.Sophia).winRate() : null;
       const finite = opt.lastStepFinite();
       // h changes only when it is refreshed: its per-layer statistics are recorded then.
       const hStats = refresh ? hStatsByLayer(opt as O.Sophia, named) : null;
-      return { loss, gradNorm, winRate: winRate?.realize() ?? null, scaler: scaler?.snapshot().realize() ?? null, taken: finite ? E.mul(finite, 1).realize() : null, hStats };
+      const badH = refresh ? (opt as O.Sophia).lastRefreshNonFinite() : null;
+      return {
+        loss,
+        gradNorm,
+        winRate: winRate?.realize() ?? null,
+        scaler: scaler?.snapshot().realize() ?? null,
+        taken: finite ? E.mul(finite, 1).realize() : null,
+        hStats,
+        nonFiniteHessian: badH ? E.mul(badH, 1).realize() : null,
+      };
     });
     step++;
     if (shared) {
@@ -493,8 +525,14 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     pending.push({ step, epoch, tokens: step * tokensPerStep, lr, estimatorMs, ...kept });
 
     const atEnd = step === totalSteps;
-    if (step % cfg.logEvery === 0 || atEnd || step % cfg.evalEvery === 0) {
+    const warmDone = step === warmEnd;
+    if (step % cfg.logEvery === 0 || atEnd || step % cfg.evalEvery === 0 || warmDone) {
       await flush();
+      if (warmDone) {
+        warmSteps += step - sessionStart.step;
+        warmMs += trainMs - sessionStart.trainMs;
+        warmEstimatorMs += estimatorMsTotal - sessionStart.estimatorMsTotal;
+      }
       const tokS = (step * tokensPerStep) / (trainMs / 1000);
       const eta = ((totalSteps - step) * trainMs) / step / 1000;
       hooks.progress?.(step, totalSteps, `loss ${lastLoss?.toFixed(3) ?? '—'}  lr ${lr.toExponential(2)}  ${tokS.toFixed(0)} tok/s  ETA ${eta.toFixed(0)}s`);
@@ -534,7 +572,11 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   return summary;
 
   function summarise(): RunSummary {
-    const trainS = trainMs / 1000;
+    // Past the warm-up when there was more than it; else everything.
+    const warm = step > warmSteps && trainMs > warmMs;
+    const steadySteps = warm ? step - warmSteps : step;
+    const trainS = (warm ? trainMs - warmMs : trainMs) / 1000;
+    const estMs = warm ? estimatorMsTotal - warmEstimatorMs : estimatorMsTotal;
     return {
       optimizer: cfg.optimizer,
       finalTrainLoss: lastLoss,
@@ -544,11 +586,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       testLoss: null,
       testPpl: null,
       testAcc: null,
-      // Measured over the steps run; for a run shorter than an epoch, projected from them.
-      timePerEpochS: step > 0 && trainS > 0 ? (trainS / step) * stepsPerEpoch : null,
+      // Measured over the steps run after the warm-up; for a run shorter than an epoch, projected from them.
+      timePerEpochS: steadySteps > 0 && trainS > 0 ? (trainS / steadySteps) * stepsPerEpoch : null,
       epochs: step / stepsPerEpoch,
-      tokensPerS: (step * tokensPerStep) / trainS,
-      estimatorOverhead: isSophia && trainMs > 0 ? estimatorMsTotal / trainMs : null,
+      tokensPerS: (steadySteps * tokensPerStep) / trainS,
+      estimatorOverhead: isSophia && trainS > 0 ? estMs / (trainS * 1000) : null,
+      warmupS: warmMs / 1000,
       steps: step,
       tokens: step * tokensPerStep,
       wallS: (performance.now() - t0Run) / 1000,

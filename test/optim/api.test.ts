@@ -195,9 +195,11 @@ describe('diagnostics and non-finite gradients', () => {
     const p = named('w', [3], 1);
     const opt = new O.Sophia([p], { lr: 0.1, betas: [0.9, 0.5] });
     opt.updateHessian(new Map([['w', E.tensor([2, 2, 2])]]), 1);
+    expect(await opt.lastRefreshNonFinite()!.item()).toBe(0);
     opt.updateHessian(new Map([['w', E.tensor([4, NaN, Infinity])]]), 1);
     const h = opt.stateDict().tensors.get('state.w.h')!;
     expectClose(await h.toArray(), [2.5, 1, 1], 1e-6, 0, 'h'); // h = 1 after the first refresh
+    expect(await opt.lastRefreshNonFinite()!.item()).toBe(2); // counted, for the trainer to report
   });
 });
 

@@ -72,7 +72,7 @@ describe('a run that diverges', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--optimizer', 'all', '--model', dir, '--context', '16', '--batch-size', '2', '--max-steps', '6',
       '--max-bad-steps', '2', '--log-every', '1', '--eval-every', '6', '--eval-tokens', '32', '--sample-tokens', '2', '--out', out], { cwd: fileURLToPath(new URL('../../', import.meta.url)), encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(1);
-    for (const name of ['sophia', 'adamw', 'sgd']) expect(r.stderr).toMatch(new RegExp(`${name}: 2 consecutive non-finite losses`));
+    for (const name of ['sophia', 'adamw', 'sgd']) expect(r.stderr).toMatch(new RegExp(`${name}: 2 consecutive steps with a non-finite loss or gradient`));
     expect(r.stderr).toMatch(/diverged: sophia, adamw, sgd/);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
   }, 120_000);
@@ -91,7 +91,7 @@ describe('a run that diverges', () => {
     const out = mkdtempSync(join(tmpdir(), 'faults-nan-run-'));
     const lines: string[] = [];
     const cfg = config(out, { model: dir, nLayer: null, nHead: null, nEmbd: null, optimizer: 'adamw', betas: [0.9, 0.95], logEvery: 1, checkpointEvery: 0 });
-    await expect(trainRun(cfg, data, {}, { log: (l) => lines.push(l) })).rejects.toThrow(/3 consecutive non-finite losses up to step 3: training diverged.*--resume/s);
+    await expect(trainRun(cfg, data, {}, { log: (l) => lines.push(l) })).rejects.toThrow(/3 consecutive steps with a non-finite loss or gradient up to step 3: training diverged.*--resume/s);
     expect(lines.filter((l) => /non-finite loss/.test(l)).length).toBe(3);
 
     const ck = readLatestCheckpoint(join(out, 'checkpoints'));
@@ -107,6 +107,42 @@ describe('a run that diverges', () => {
       [null, true],
       [null, true],
     ]);
+  });
+});
+
+describe('non-finite gradients behind a finite loss (f32)', () => {
+  // One coordinate of the final LayerNorm bias's gradient is set to NaN at the given steps.
+  const poison = (steps: number[]): Hooks['gradients'] => (step, model) => {
+    if (!steps.includes(step)) return;
+    const p = new Map(model.namedParameters()).get('ln_f.bias')!;
+    const mask = new Float32Array(p.size);
+    mask[3] = NaN;
+    p.grad = E.add(p.grad!, E.tensor(mask, [p.size])).contiguousCopy();
+  };
+  const rowsOf = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'train');
+  it('count toward maxBadSteps: three in a row stop the run, naming the cause', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'faults-nan-grad-'));
+    const lines: string[] = [];
+    const cfg = config(out, { optimizer: 'adamw', betas: [0.9, 0.95], logEvery: 1, checkpointEvery: 0 });
+    await expect(trainRun(cfg, data, {}, { log: (l) => lines.push(l), gradients: poison([2, 3, 4]) })).rejects.toThrow(/3 consecutive steps with a non-finite loss or gradient up to step 4/);
+    expect(lines.filter((l) => /non-finite gradients with a finite loss/.test(l)).length).toBe(3);
+    const rows = rowsOf(out);
+    expect(rows.map((r) => r.skipped)).toEqual([false, true, true, true]);
+    expect(rows.every((r) => Number.isFinite(r.loss))).toBe(true);
+    expect(readLatestCheckpoint(join(out, 'checkpoints')).step).toBe(4);
+  });
+  it('fewer in a row than maxBadSteps are skipped and the run goes on', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'faults-nan-grad-ok-'));
+    const cfg = config(out, { optimizer: 'adamw', betas: [0.9, 0.95], logEvery: 1, checkpointEvery: 0 });
+    const summary = await trainRun(cfg, data, {}, { ...quiet, gradients: poison([2, 3, 5, 6]) });
+    const rows = rowsOf(out);
+    expect(rows.map((r) => r.skipped)).toEqual([false, true, true, false, true, true, false, false]);
+    // Read back every step (logEvery 1), each row's stepMs is its step's own time: the summary's
+    // throughput leaves out the first WARMUP_STEPS (shader compilation) and reports them apart.
+    const ms = rows.map((r) => r.stepMs as number);
+    const tokensPerStep = cfg.batchSize * cfg.context;
+    expect(summary.warmupS! * 1000).toBeCloseTo(ms[0] + ms[1], 6);
+    expect(summary.tokensPerS!).toBeCloseTo((6 * tokensPerStep) / (ms.slice(2).reduce((a, b) => a + b) / 1000), 6);
   });
 });
 
@@ -142,6 +178,8 @@ describe("Sophia's h statistics per layer", () => {
     const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'train');
     // Refreshes before steps 1, 4 and 7 (stepCount 0, 3, 6).
     expect(rows.filter((r) => r.hStats).map((r) => r.step)).toEqual([1, 4, 7]);
+    // Each refresh also says how many coordinates of ĥ were non-finite: none here.
+    expect(rows.filter((r) => 'nonFiniteHessian' in r).map((r) => [r.step, r.nonFiniteHessian])).toEqual([[1, 0], [4, 0], [7, 0]]);
     const last = rows.find((r) => r.step === 7).hStats as Record<string, { mean: number; max: number }>;
     expect(Object.keys(last)).toEqual(['wte', 'wpe', 'block0', 'ln_f']);
     // h is not touched after the last refresh: recompute the statistics from the checkpoint.

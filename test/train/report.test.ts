@@ -38,7 +38,7 @@ function fakeRun(name: string, f: Fake): string {
   if (f.summary !== false) {
     writeFileSync(join(dir, 'summary.json'), JSON.stringify({
       optimizer: f.optimizer, finalTrainLoss: 3.25, valLoss: 3.5, valPpl: Math.exp(3.5), valAcc: 0.2875, timePerEpochS: 12.5, epochs: sophia ? 0.5 : 1,
-      tokensPerS: 123456.7, estimatorOverhead: sophia ? 0.0123 : null, steps: STEPS, tokens: STEPS * TOKENS_PER_STEP, wallS: 1,
+      tokensPerS: 123456.7, estimatorOverhead: sophia ? 0.0123 : null, warmupS: 4.25, steps: STEPS, tokens: STEPS * TOKENS_PER_STEP, wallS: 1,
     }));
   }
   writeFileSync(join(dir, 'sample.txt'), `${f.optimizer} says <script>alert("x")</script> & more`);
@@ -99,12 +99,12 @@ describe('writeReport', () => {
 
   it('the table shows the summary values, one row per optimizer', () => {
     const md = readFileSync(join(out, 'results.md'), 'utf8');
-    expect(md).toContain('| sophia | 3.2500 | 3.5000 | 33.12 | 28.75% | 12.5 (projected) | 123,457 | 1.2% |');
-    expect(md).toContain('| adam | 3.2500 | 3.5000 | 33.12 | 28.75% | 12.5 | 123,457 | — |');
+    expect(md).toContain('| sophia | 3.2500 | 3.5000 | 33.12 | 28.75% | 12.5 (projected) | 123,457 | 4.3 | 1.2% |');
+    expect(md).toContain('| adam | 3.2500 | 3.5000 | 33.12 | 28.75% | 12.5 | 123,457 | 4.3 | — |');
     expect(md.split('\n').filter((l) => l.startsWith('| ')).length).toBe(2 + 3);
     const text = result.table.text.split('\n');
     expect(text[0]).toMatch(/^Optimizer\s+Final train loss\s+Val loss/);
-    expect(text[2]).toMatch(/^sophia\s+3\.2500\s+3\.5000\s+33\.12\s+28\.75%\s+12\.5 \(projected\)\s+123,457\s+1\.2%$/);
+    expect(text[2]).toMatch(/^sophia\s+3\.2500\s+3\.5000\s+33\.12\s+28\.75%\s+12\.5 \(projected\)\s+123,457\s+4\.3\s+1\.2%$/);
     // Columns line up: every row has the same length.
     expect(new Set(text.filter(Boolean).map((l) => l.length)).size).toBe(1);
   });

@@ -47,9 +47,12 @@ export interface Summary {
   timePerEpochS: number | null;
   /** Epochs the run trained (a fraction for a shorter run, whose time per epoch is projected). */
   epochs?: number | null;
+  /** After the warm-up (when the run was longer than it). */
   tokensPerS: number | null;
-  /** Estimator time as a fraction (0–1) of total step time; null for optimizers without one. */
+  /** Estimator time as a fraction (0–1) of total step time after the warm-up; null for optimizers without one. */
   estimatorOverhead: number | null;
+  /** Time of the first steps of each session (a start or a resume), estimator included: mostly shader compilation. */
+  warmupS?: number | null;
   steps: number | null;
   tokens: number | null;
   wallS: number | null;
@@ -176,6 +179,7 @@ function deriveSummary(optimizer: string, train: TrainRecord[], evals: EvalRecor
     epochs: null,
     tokensPerS: last && stepMs > 0 ? last.tokens / (stepMs / 1000) : null,
     estimatorOverhead: hasEstimator && stepMs > 0 ? estMs / stepMs : null,
+    warmupS: null, // rows hold interval means: the warm-up's own time is only in summary.json
     steps: last?.step ?? null,
     tokens: last?.tokens ?? null,
     wallS: null,
