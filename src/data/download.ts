@@ -186,6 +186,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
         have += chunk.length;
         bar.update(have);
       }
+      await fh.sync(); // on disk before it is verified and renamed into place
     } catch (e) {
       throw new DownloadError(
         `Download of ${url} was interrupted after ${formatBytes(have)} (${(e as Error).message}). ` +
@@ -219,7 +220,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
   }
   if (pin === null) {
     // Record before the rename: a final-named file always has its record.
-    await writeFile(record, `${got}\n`);
+    await writeFile(record, `${got}\n`, { flush: true });
     log(
       size !== null
         ? `note: ${url.split('/').pop()}: size ${size} bytes verified; no SHA-256 is pinned in this version, so the hash of this download (${got}) was recorded in ${record} and is checked on every later use.`
@@ -227,5 +228,16 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     );
   }
   await rename(part, dest);
+  await syncDir(dirname(dest)); // the rename itself survives a power cut
   return { path: dest, sha256: got, resumedFrom, alreadyPresent: false };
+}
+
+/** fsync a folder, so that a rename inside it is durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -9,12 +9,56 @@ import { encodeLarge, gpt2TokenizerFingerprint, loadGpt2Tokenizer, type TextToke
 import { readSplitText, type Corpus } from './wikitext.ts';
 
 /**
- * Undo WikiText's number/hyphen escapes: " @-@ " → "-", " @,@ " → ",", " @.@ " → "."
- * ("state @-@ of @-@ the @-@ art" → "state-of-the-art", "1 @,@ 000 @.@ 5" → "1,000.5").
- * `<unk>` is left alone: it is the v1 corpus's marker for a rare word and has no original text.
+ * WikiText as ordinary text, line by line (WikiText's tokenizer split every punctuation mark off
+ * with spaces; GPT-2 saw text without them):
+ * - number and hyphen escapes: `state @-@ of @-@ the @-@ art` → `state-of-the-art`,
+ *   `1 @,@ 000 @.@ 5` → `1,000.5`;
+ * - no space before `, . ; : ! ? % ) ] }` or a contraction (`it 's`, `isn 't`, `they 're`), none
+ *   after `( [ { $`: `blue , ( 24 in ) .` → `blue, (24 in).`, `$ 5` → `$5`;
+ * - double quotes paired within the line hug their words (`the " crusher " ,` → `the "crusher",`);
+ *   a line with an odd count keeps its quotes as they are;
+ * - headings: `= = History = =` → `== History ==`; each line loses its leading and trailing space.
+ * Left alone: `<unk>` (the v1 corpus's marker for a rare word, whose original is gone), single
+ * quotes (a lone `'` is as often a plural possessive, `the lobsters ' claws`, as a quotation
+ * mark), dashes and the degree sign, whose original spacing varies.
  */
 export function detokenizeWikitext(text: string): string {
-  return text.replace(/ @([-,.])@ /g, '$1');
+  return text.split('\n').map(detokenizeLine).join('\n');
+}
+
+const NO_SPACE_BEFORE = /^[.,;:!?%)\]}]+$/;
+const NO_SPACE_AFTER = /^[([{$]$/;
+const CONTRACTION = /^'(s|re|ve|ll|d|m|t)$/i;
+const ESCAPES: Record<string, string> = { '@-@': '-', '@,@': ',', '@.@': '.' };
+
+function detokenizeLine(line: string): string {
+  const words = line.split(' ').filter((w) => w !== '');
+  const quotes = words.filter((w) => w === '"').length;
+  let open = false; // inside a double quote (only tracked when the line's quotes pair up)
+  let out = '';
+  let glueNext = true; // no space before the next word (line start, after `(`, an escape, an opening quote)
+  for (const w of words) {
+    const escape = ESCAPES[w];
+    let glue = glueNext;
+    let word = w;
+    glueNext = false;
+    if (escape) {
+      word = escape;
+      glue = true;
+      glueNext = true;
+    } else if (w === '"' && quotes % 2 === 0) {
+      open = !open;
+      if (open) glueNext = true;
+      else glue = true;
+    } else if (NO_SPACE_BEFORE.test(w) || CONTRACTION.test(w)) {
+      glue = true;
+    } else if (w === '=' && out.endsWith('=')) {
+      glue = true; // `= =` → `==` (headings)
+    }
+    if (NO_SPACE_AFTER.test(w)) glueNext = true;
+    out += glue ? word : ' ' + word;
+  }
+  return out;
 }
 
 export interface TokenizeOptions {

@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TOKEN_CACHE_VERSION, TokenCacheError } from '../../src/data/cache.ts';
@@ -20,6 +21,28 @@ describe('detokenizeWikitext', () => {
     expect(detokenizeWikitext('state @-@ of @-@ the @-@ art')).toBe('state-of-the-art');
     expect(detokenizeWikitext('1 @,@ 000 @.@ 5 km')).toBe('1,000.5 km');
     expect(detokenizeWikitext('a <unk> b')).toBe('a <unk> b');
+  });
+  it('removes the spaces WikiText put around punctuation, quotes, contractions and headings', () => {
+    const line =
+      ' Homarus gammarus , known as the European lobster , is blue ( 24 in ) ; it isn \'t red : " crusher " and " cutter " . It \'s 5 % , $ 5 ! ';
+    expect(detokenizeWikitext(line)).toBe('Homarus gammarus, known as the European lobster, is blue (24 in); it isn\'t red: "crusher" and "cutter". It\'s 5%, $5!');
+    expect(detokenizeWikitext(' = = = Description = = = \n \n')).toBe('=== Description ===\n\n');
+    // Left as they are: a line's unpaired double quote, single quotes, dashes.
+    expect(detokenizeWikitext(' he said " no , and ')).toBe('he said " no, and');
+    expect(detokenizeWikitext(" the lobsters ' claws , the ' voes ' ; 5 – 6 kg ")).toBe("the lobsters ' claws, the ' voes '; 5 – 6 kg");
+  });
+  it('keeps every line and every character but spaces and escapes (fast-check)', () => {
+    const word = fc.constantFrom('a', 'Bc', ',', '.', '(', ')', '"', "'s", "'", '@-@', '@,@', '@.@', '=', '$', '%', '<unk>', '–', '5');
+    const line = fc.array(word, { maxLength: 12 }).map((ws) => ` ${ws.join(' ')} `);
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 5 }), (lines) => {
+        const text = lines.join('\n');
+        const out = detokenizeWikitext(text);
+        expect(out.split('\n').length).toBe(text.split('\n').length);
+        const bare = (t: string) => t.replace(/ /g, '');
+        expect(bare(out)).toBe(bare(text).replace(/@([-,.])@/g, '$1'));
+      }),
+    );
   });
 });
 
