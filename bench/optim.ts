@@ -97,7 +97,7 @@ for (const preset of presets) {
 }
 
 // ---------------------------------------------------------------- amortised over k = 10
-let amortised: { preset: string; B: number; T: number; adamwMs: number; sophiaGMs: number; sophiaGSharedMs: number; sophiaHMs: number; sophiaHSharedMs: number } | null = null;
+let amortised: { preset: string; B: number; T: number; adamwMs: number; sophiaGMs: number; sophiaGSharedMs: number; sophiaHMs: number; sophiaHSharedMs: number; sophiaHHalfMs: number } | null = null;
 if (amortisedPreset !== 'none') {
   const cfg = gpt2Config(amortisedPreset, { nPositions: Math.max(T, gpt2Config(amortisedPreset).nPositions) });
   const model = new GPT2(cfg, 0);
@@ -108,12 +108,18 @@ if (amortisedPreset !== 'none') {
   const tg = E.tensor(batch.targets, [B, T], 'i32');
   const gen = new E.Generator(3);
   const loss = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(ids, tg));
+  // --hess-batch-size B/2: the estimator on half as many sequences.
+  const half = Math.max(1, B >> 1);
+  const idsHalf = E.tensor(batch.inputs.subarray(0, half * T), [half, T], 'i32');
+  const tgHalf = E.tensor(batch.targets.subarray(0, half * T), [half, T], 'i32');
+  const lossHalf = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(idsHalf, tgHalf));
   const sampled = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.sampledLoss(ids, tg, gen));
   const adamw = new O.AdamW(named, { lr: 1e-4 });
   const sophiaG = new O.Sophia(named, { lr: 1e-4, form: 'official' });
   const sophiaGShared = new O.Sophia(named, { lr: 1e-4, form: 'official' });
   const sophiaH = new O.Sophia(named, { lr: 1e-4, form: 'paper', gamma: 0.01 });
   const sophiaHShared = new O.Sophia(named, { lr: 1e-4, form: 'paper', gamma: 0.01 });
+  const sophiaHHalf = new O.Sophia(named, { lr: 1e-4, form: 'paper', gamma: 0.01 });
   // k = 10 training steps (the trainer's trainStep: forward, backward, update); Sophia estimates
   // ĥ before steps 1, 11, ... in a separate pass, or (shared) inside step 1 from its passes.
   const k10 = (opt: O.Optimizer, estimate?: () => void, shared?: 'gnb' | 'hutchinson') => () => {
@@ -125,17 +131,18 @@ if (amortisedPreset !== 'none') {
         trainStep(model, opt, [batch], { precision: 'f32', scaler: null, gradClip: 0, shape: [B, T], hessian });
       });
   };
-  const [a, g, gs, h, hs] = await interleaved(
+  const [a, g, gs, h, hs, hh] = await interleaved(
     [
       k10(adamw),
       k10(sophiaG, () => sophiaG.updateHessian(O.gnbEstimate(sampled, named, B * T, 'official'), B * T)),
       k10(sophiaGShared, undefined, 'gnb'),
       k10(sophiaH, () => sophiaH.updateHessian(O.hutchinsonEstimate(loss, named, gen), 1)),
       k10(sophiaHShared, undefined, 'hutchinson'),
+      k10(sophiaHHalf, () => sophiaHHalf.updateHessian(O.hutchinsonEstimate(lossHalf, named, gen), 1)),
     ],
     1,
   );
-  amortised = { preset: amortisedPreset, B, T, adamwMs: a / 10, sophiaGMs: g / 10, sophiaGSharedMs: gs / 10, sophiaHMs: h / 10, sophiaHSharedMs: hs / 10 };
+  amortised = { preset: amortisedPreset, B, T, adamwMs: a / 10, sophiaGMs: g / 10, sophiaGSharedMs: gs / 10, sophiaHMs: h / 10, sophiaHSharedMs: hs / 10, sophiaHHalfMs: hh / 10 };
 }
 
 // ---------------------------------------------------------------- report
@@ -151,13 +158,14 @@ for (const r of stepRows) {
   console.log(`| ${r.preset} | ${(r.params / 1e6).toFixed(2)}M (${r.tensors}) | ${r.name} | ${fmt(r.ms)} | ${fmt(r.nsPerParam, 2)} | ${fmt(r.gbps, 2)} | ${peer} | ${ratio} |`);
 }
 if (amortised) {
-  const { adamwMs, sophiaGMs, sophiaGSharedMs, sophiaHMs, sophiaHSharedMs } = amortised;
+  const { adamwMs, sophiaGMs, sophiaGSharedMs, sophiaHMs, sophiaHSharedMs, sophiaHHalfMs } = amortised;
   const vs = (ms: number, target: number) => `${fmt(ms, 0)} ms → ${fmt(ms / adamwMs, 3)}× AdamW (target ≤ ${target})`;
   console.log(`\ntraining step (forward + backward + update), mean over k = 10 steps, GPT-2 ${amortised.preset}, batch ${B}×${T}: AdamW ${fmt(adamwMs, 0)} ms`);
   console.log(`  Sophia-G, GNB on a separate minibatch every 10 (authors' code): ${vs(sophiaGMs, 1.05)}`);
   console.log(`  Sophia-G, GNB sharing the refresh step's forward (--hess-batch shared): ${vs(sophiaGSharedMs, 1.05)}`);
   console.log(`  Sophia-H, Hutchinson HVP on a separate minibatch every 10: ${vs(sophiaHMs, 1.15)}`);
   console.log(`  Sophia-H, HVP sharing the refresh step's forward and backward (--hess-batch shared): ${vs(sophiaHSharedMs, 1.15)}`);
+  console.log(`  Sophia-H, HVP on a separate minibatch of ${Math.max(1, B >> 1)} sequences (--hess-batch-size ${Math.max(1, B >> 1)}): ${vs(sophiaHHalfMs, 1.15)}`);
 }
 mkdirSync('bench/out', { recursive: true });
 const file = `bench/out/optim-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;

@@ -32,7 +32,7 @@ const SPEC = {
   batchSize: { type: 'int', default: 8, min: 1, help: 'sequences per micro-batch' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
   context: { type: 'int', default: 64, min: 2, help: 'tokens per sequence' },
-  lr: { type: 'number', default: null, min: 0, help: 'peak learning rate (default per optimizer: sophia 3e-3, sophia-h 2e-3, adam/adamw 3e-3, sgd 0.3)' },
+  lr: { type: 'number', default: null, min: 0, help: 'peak learning rate (default per optimizer: sophia 4e-3, sophia-h 2e-3, adam/adamw 3e-3, sgd 0.3)' },
   minLr: { type: 'number', default: null, min: 0, help: 'final learning rate of the cosine schedule (default lr/10)' },
   warmup: { type: 'int', default: 3, min: 0, help: 'linear warm-up steps' },
   schedule: { type: 'string', default: 'cosine', choices: ['cosine', 'cosine-restarts', 'constant'], help: 'learning-rate schedule after warm-up' },
@@ -44,6 +44,7 @@ const SPEC = {
   lossScale: { type: 'number', default: 65536, min: 0, exclusive: true, help: 'f16: initial loss scale (halved on overflow)' },
   lossScaleWindow: { type: 'int', default: 2000, min: 1, help: 'f16: consecutive good steps before the loss scale doubles' },
   hessEvery: { type: 'int', default: 10, min: 1, help: 'Sophia: refresh the Hessian estimate every k steps' },
+  hessBatchSize: { type: 'int', default: null, min: 1, help: 'Sophia: sequences in the separate estimator minibatch (default: --batch-size); fewer make each refresh cheaper and noisier' },
   hessBatch: { type: 'string', default: 'separate', choices: ['separate', 'shared'], help: "Sophia: estimate the Hessian on a separate minibatch (the authors' code), or on the refresh step's own, reusing its forward and backward (f32)" },
   rho: { type: 'number', default: 0.04, min: 0, exclusive: true, help: 'Sophia (GNB, official form): ρ; the step clips |m|/(ρ·B·h)' },
   gamma: { type: 'number', default: 0.01, min: 0, exclusive: true, help: 'Sophia-H (Hutchinson, paper form): γ; the step clips m/max(γ·h, ε)' },
@@ -67,7 +68,7 @@ const SPEC = {
   topK: { type: 'int', default: 40, min: 0, help: 'sample from the k most likely tokens (0 = all)' },
 } satisfies Record<string, FlagSpec>;
 
-const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 3e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
+const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 4e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
 // Decoupled decay for the optimizers built around it; Adam and SGD couple decay into the gradient
 // (λ·θ added to g), which at SGD's lr and momentum would shrink weights ≈ lr·λ/(1−μ) per step.
 const DEFAULT_WEIGHT_DECAY: Record<OptimizerName, number> = { sophia: 0.1, 'sophia-h': 0.1, adam: 0, adamw: 0.1, sgd: 0 };
@@ -189,6 +190,7 @@ async function main(): Promise<void> {
       gradClip: flags.gradClip!,
       hessEvery: flags.hessEvery!,
       hessBatch: flags.hessBatch as TrainConfig['hessBatch'],
+      hessBatchSize: flags.hessBatchSize ?? null,
       rho: flags.rho!,
       gamma: flags.gamma!,
       sophiaForm: (flags.sophiaForm ?? (name === 'sophia-h' ? 'paper' : 'official')) as TrainConfig['sophiaForm'],

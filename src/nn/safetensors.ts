@@ -2,6 +2,7 @@
 // mapping names to {dtype, shape, data_offsets}, then the raw little-endian tensor bytes.
 // Host-side only: models and optimizers move tensors to and from the GPU around it.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export type SafeDType = 'F32' | 'I32' | 'F16' | 'F64' | 'I64' | 'BF16' | 'U8' | 'I8' | 'U16' | 'I16' | 'BOOL' | 'U32';
 
@@ -138,4 +139,11 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
+  // The rename is durable once the folder is on disk too.
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }

@@ -31,7 +31,9 @@ export function writeCheckpoint(root: string, data: CheckpointData, keep = 2): s
   mkdirSync(root, { recursive: true });
   const name = `step-${String(data.step).padStart(8, '0')}`;
   const tmp = join(root, `.${name}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
+  // What a run killed mid-write left behind (a half-written folder, a LATEST.tmp-…) is never
+  // read; it is cleared here so that it does not pile up (one run writes a folder at a time).
+  for (const d of readdirSync(root)) if (/^\.step-\d{8}\.tmp-\d+$|^LATEST\.tmp-\d+$/.test(d)) rmSync(join(root, d), { recursive: true, force: true });
   mkdirSync(tmp);
   writeSafetensors(join(tmp, 'tensors.safetensors'), data.tensors);
   writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ format: FORMAT, step: data.step, state: data.state }));

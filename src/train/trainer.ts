@@ -8,9 +8,10 @@ import { ctx, describeAdapter } from '../gpu/device.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.ts';
 import { autocast, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor, type Precision } from '../nn/index.ts';
+import { writeFileAtomic } from '../nn/safetensors.ts';
 import * as O from '../optim/index.ts';
 import { hasCheckpoint, readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { CSV_HEADER_LINE, csvRow, writeMetricsCsv, type MetricRecord } from './report/runs.ts';
+import { CSV_HEADER_LINE, csvRow, WARMUP_STEPS, writeMetricsCsv, type MetricRecord } from './report/runs.ts';
 import { trainStep } from './step.ts';
 import type { Summary } from './report/runs.ts';
 
@@ -45,6 +46,11 @@ export interface TrainConfig {
    * Absent in configs written before it existed: separate.
    */
   hessBatch?: 'separate' | 'shared';
+  /**
+   * Sequences in the separate estimator minibatch (default: batchSize, one micro-batch). Fewer
+   * make each refresh cheaper and noisier; GNB's B is this batch's token count.
+   */
+  hessBatchSize?: number | null;
   rho: number;
   gamma: number;
   /**
@@ -109,8 +115,6 @@ export interface Hooks {
 
 const PRESETS = ['tiny', 'small', 'gpt2'];
 
-/** Steps at the start of each session whose time (mostly shader compilation) the throughput figures leave out. */
-export const WARMUP_STEPS = 2;
 
 export function buildModel(cfg: TrainConfig): GPT2 {
   const d = cfg.dropout ?? 0;
@@ -164,7 +168,10 @@ const sophiaForm = (cfg: TrainConfig): O.SophiaForm => cfg.sophiaForm ?? (cfg.op
  * gradient, so B is the estimator batch's token count; Hutchinson's u⊙Hu already estimates the
  * diagonal itself and carries no B.
  */
-const estimateTokens = (cfg: TrainConfig) => (cfg.optimizer === 'sophia' ? cfg.batchSize * cfg.context : 1);
+const estimateTokens = (cfg: TrainConfig) => (cfg.optimizer === 'sophia' ? estimatorBatch(cfg) * cfg.context : 1);
+
+/** Sequences in the separate estimator minibatch. */
+const estimatorBatch = (cfg: TrainConfig) => cfg.hessBatchSize ?? cfg.batchSize;
 
 function buildSchedule(cfg: TrainConfig, totalSteps: number): O.Schedule {
   const after =
@@ -284,7 +291,12 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   // In the model's order: functionalCall swaps parameters positionally.
   const named = model.namedParameters().map(([name, param]) => ({ name, param }));
   const loader = new BatchLoader(data.train, { batchSize: cfg.batchSize, blockSize: cfg.context, seed: cfg.seed });
-  const estLoader = new BatchLoader(data.train, { batchSize: cfg.batchSize, blockSize: cfg.context, seed: cfg.seed + 1 });
+  const hb = cfg.hessBatchSize;
+  if (hb !== undefined && hb !== null) {
+    if (!(Number.isInteger(hb) && hb >= 1)) throw new Error(`--hess-batch-size must be a whole number of sequences ≥ 1; got ${hb}`);
+    if (cfg.hessBatch === 'shared') throw new Error("--hess-batch-size sizes the separate estimator minibatch; --hess-batch shared estimates on the step's own micro-batch. Drop one of the two flags.");
+  }
+  const estLoader = new BatchLoader(data.train, { batchSize: estimatorBatch(cfg), blockSize: cfg.context, seed: cfg.seed + 1 });
   const estGen = new E.Generator(cfg.seed + 2);
   const stepsPerEpoch = Math.max(1, Math.floor(loader.batchesPerEpoch / cfg.gradAccum));
   const totalSteps = cfg.maxSteps ?? Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
@@ -341,7 +353,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
           'Nothing was changed; restore the file, or start this run afresh in a new --out folder.',
       );
     }
-    writeFileSync(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join(''));
+    writeFileAtomic(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join('')); // a kill here leaves the old file whole
     if (metricRows > 0) writeMetricsCsv(cfg.out);
     else writeFileSync(csvPath, CSV_HEADER_LINE);
     log(`resumed ${cfg.optimizer} from step ${step}`);
@@ -350,7 +362,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     rmSync(ckptDir, { recursive: true, force: true });
     writeFileSync(metricsPath, '');
     writeFileSync(csvPath, CSV_HEADER_LINE);
-    writeFileSync(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, precision, precisionRequested: cfg.precision ?? 'f32', totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
+    writeFileAtomic(join(cfg.out, 'config.json'), JSON.stringify({ ...cfg, ...meta, precision, precisionRequested: cfg.precision ?? 'f32', totalSteps, stepsPerEpoch, tokensPerStep, parameters: model.numParameters() }, null, 2) + '\n');
   }
 
   const writeRow = (row: Record<string, unknown>) => {
@@ -470,10 +482,10 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       const te = performance.now();
       const batch = estLoader.next();
       E.tidy(() => {
-        const ids = E.tensor(batch.inputs, [cfg.batchSize, cfg.context], 'i32');
-        const tg = E.tensor(batch.targets, [cfg.batchSize, cfg.context], 'i32');
+        const ids = E.tensor(batch.inputs, [estimatorBatch(cfg), cfg.context], 'i32');
+        const tg = E.tensor(batch.targets, [estimatorBatch(cfg), cfg.context], 'i32');
         const sophia = opt as O.Sophia;
-        const B = cfg.batchSize * cfg.context;
+        const B = estimatorBatch(cfg) * cfg.context;
         const hhat =
           cfg.optimizer === 'sophia'
             ? O.gnbEstimate((...ps) => functionalCall(model, ps, () => model.sampledLoss(ids, tg, estGen)), named, B, sophia.form)
@@ -560,14 +572,14 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   await O.saveOptimizer(join(cfg.out, 'model'), opt);
   const prompt = data.encode(cfg.samplePrompt || 'The');
   const sample = await generate(model, prompt, { maxNewTokens: cfg.sampleTokens, temperature: cfg.temperature ?? 0.8, topK: cfg.topK ?? 40, seed: cfg.seed });
-  writeFileSync(join(cfg.out, 'sample.txt'), data.decode([...prompt, ...sample]) + '\n');
+  writeFileAtomic(join(cfg.out, 'sample.txt'), data.decode([...prompt, ...sample]) + '\n');
   const summary = summarise();
   if (cfg.testEval) {
     const r = await evaluate(model, data.test!, cfg, precision);
     Object.assign(summary, { testLoss: r.valLoss, testPpl: r.valPpl, testAcc: r.valAcc });
     log(`[${cfg.optimizer}] test split: loss ${r.valLoss.toFixed(4)}  ppl ${r.valPpl.toFixed(1)}  acc ${(r.valAcc * 100).toFixed(2)}%`);
   }
-  writeFileSync(join(cfg.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeFileAtomic(join(cfg.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   model.dispose();
   return summary;
 

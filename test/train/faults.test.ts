@@ -2,7 +2,7 @@
 // rows, and a run whose losses stay non-finite stops with a diagnosis and a checkpoint that holds
 // the state after the last finite step. In-process, on a one-layer model (seconds).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,23 @@ describe('checkpoint files', () => {
     writeCheckpoint(root, { step: 6, tensors, state: { v: 3 } }); // keeps the newest two
     expect(readLatestCheckpoint(root).state).toEqual({ v: 3 });
     expect(readdirSync(root).filter((d) => d.startsWith('step-')).sort()).toEqual(['step-00000004.1', 'step-00000006']);
+  });
+});
+
+describe('a kill in the middle of writing a checkpoint', () => {
+  it('leaves the previous checkpoint the one read; the next write clears the half-written files', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ckpt-half-'));
+    const tensors = new Map([['w', { dtype: 'F32' as const, shape: [2], data: new Float32Array([1, 2]) }]]);
+    writeCheckpoint(root, { step: 4, tensors, state: { v: 4 } });
+    // What a SIGKILL during the step-6 write leaves: its temporary folder with a truncated
+    // tensor file and no state.json, and a LATEST.tmp that was never renamed.
+    mkdirSync(join(root, '.step-00000006.tmp-99999'));
+    writeFileSync(join(root, '.step-00000006.tmp-99999', 'tensors.safetensors'), new Uint8Array(5));
+    writeFileSync(join(root, 'LATEST.tmp-99999'), 'step-0000');
+    expect(readLatestCheckpoint(root).state).toEqual({ v: 4 });
+    writeCheckpoint(root, { step: 6, tensors, state: { v: 6 } });
+    expect(readLatestCheckpoint(root).state).toEqual({ v: 6 });
+    expect(readdirSync(root).sort()).toEqual(['LATEST', 'step-00000004', 'step-00000006']);
   });
 });
 

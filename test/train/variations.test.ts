@@ -47,3 +47,24 @@ describe("Sophia's variations through the training run", () => {
     expect(sm === null || sm.every((v) => v === 0)).toBe(true);
   }, 120_000);
 });
+
+describe('--hess-batch-size', () => {
+  it('sizes the separate estimator minibatch, whose token count is GNB\'s B', async () => {
+    const run = async (hessBatchSize: number | null) => {
+      const cfg = config({ maxSteps: 1, hessBatchSize });
+      await trainRun(cfg, data, {}, { log: () => {} });
+      const ck = readLatestCheckpoint(join(cfg.out, 'checkpoints'));
+      const h = ck.tensors.get([...ck.tensors.keys()].find((k) => k.startsWith('opt.') && k.endsWith('.h'))!)!.data;
+      return { batchTokens: (ck.state.optimizer as { batchTokens: number }).batchTokens, h: Array.from(h) };
+    };
+    const whole = await run(null);
+    const one = await run(1);
+    expect(whole.batchTokens).toBe(2 * 16);
+    expect(one.batchTokens).toBe(1 * 16);
+    expect(one.h).not.toEqual(whole.h);
+  });
+  it('is refused when not a whole number ≥ 1, or together with --hess-batch shared', async () => {
+    await expect(trainRun(config({ hessBatchSize: 0 }), data, {}, { log: () => {} })).rejects.toThrow(/--hess-batch-size must be a whole number of sequences ≥ 1; got 0/);
+    await expect(trainRun(config({ hessBatchSize: 1, hessBatch: 'shared' }), data, {}, { log: () => {} })).rejects.toThrow(/--hess-batch shared estimates on the step's own micro-batch/);
+  });
+});

@@ -34,6 +34,9 @@ export interface EvalRecord {
 
 export type MetricRecord = TrainRecord | EvalRecord;
 
+/** Steps at the start of each session (a start or a resume) whose time, mostly shader compilation, the throughput figures leave out. */
+export const WARMUP_STEPS = 2;
+
 export interface Summary {
   optimizer: string;
   finalTrainLoss: number | null;
