@@ -4,6 +4,7 @@
 // "ring" that is uploaded with a single writeBuffer right before the submit. Nothing here waits on
 // the GPU except `readBuffer`, which is the only way data comes back (always async).
 import { ctx, throwIfGpuError } from './device.ts';
+import { beforeWrite } from './hazards.ts';
 import { pool } from './pool.ts';
 import { startingWait } from './poll.ts';
 import { Profiler } from './profile.ts';
@@ -85,6 +86,15 @@ function explicitLayout(device: GPUDevice, source: string): { layout: GPUBindGro
   return { layout: device.createBindGroupLayout({ entries }), resourceBindings: entries.length - 1 };
 }
 
+/** Per pipeline, the indices in dispatch()'s `buffers` of the storage buffers it may write. */
+const writtenBindings = new WeakMap<GPUComputePipeline, number[]>();
+
+function writtenBuffers(source: string): number[] {
+  const out: number[] = [];
+  for (const m of source.matchAll(DECL)) if ((m[2] ?? '').replace(/\s/g, '') === 'storage,read_write') out.push(Number(m[1]) - 1);
+  return out;
+}
+
 /** Compiles (once per distinct source) and caches a compute pipeline. */
 export function pipeline(source: string, label = 'kernel'): GPUComputePipeline {
   let p = pipelines.get(source);
@@ -101,6 +111,7 @@ export function pipeline(source: string, label = 'kernel'): GPUComputePipeline {
       bindCaches.set(p, cache);
       liveCaches.add(cache);
     }
+    writtenBindings.set(p, writtenBuffers(source));
     pipelines.set(source, p);
   }
   return p;
@@ -156,6 +167,11 @@ class Runtime {
    * the same ArrayBuffer); they arrive as binding 0, the buffers as bindings 1, 2, ...
    */
   dispatch(pipe: GPUComputePipeline, params: Uint32Array, buffers: Binding[], workgroups: [number, number?, number?]): void {
+    // Deferred kernels that read a buffer this one writes are recorded first (they may dispatch).
+    for (const i of writtenBindings.get(pipe) ?? []) {
+      const b = buffers[i]?.buffer;
+      if (b) beforeWrite(b);
+    }
     const bytes = Math.max(16, Math.ceil(params.byteLength / 16) * 16); // whole vec4s, as declared
     const slotBytes = Math.ceil(bytes / SLOT) * SLOT;
     if (this.ringUsed + slotBytes > RING_BYTES || this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
@@ -204,11 +220,13 @@ class Runtime {
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    beforeWrite(dst);
     this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
   /** Uploads host data. Flushes first: writeBuffer jumps ahead of unsubmitted recorded work. */
   write(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
+    beforeWrite(dst);
     this.flush();
     ctx().device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, data.byteLength);
   }

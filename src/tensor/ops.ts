@@ -192,7 +192,7 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
   const view = perm.every((p, i) => p === i) ? t : permuteView(t, perm);
   const inner = numel(ax.map((i) => t.shape[i]));
   if (inner === 0 && op !== 'sum') throw new Error(`${op}: cannot reduce over an empty axis of ${fmt(t.shape)}`);
-  if (kept.length === 0 && ax.length >= 2 && (t.size >= 1 << 16 || [...exprStorages(t.expr())].some((s) => s.buffer.size > bindingLimit()))) {
+  if (kept.length === 0 && ax.length >= 2 && (t.size >= 1 << 16 || [...exprStorages(t.expr())].some((s) => s.bytes > bindingLimit()))) {
     // A total reduction is one row, reduced by one workgroup, and cannot be split into row
     // chunks: reduce the trailing axes first (rows in parallel), then the partial sums.
     const partial = reduce(op, t, ax.slice(1), false);
@@ -286,8 +286,11 @@ function operand(t: Tensor, batch: readonly number[]): MatOperand {
   return op;
 }
 
-/** matmul with NumPy semantics for rank ≥ 2 operands (batch dims broadcast). */
-export function matmul(a: Tensor, b: Tensor): Tensor {
+/**
+ * matmul with NumPy semantics for rank ≥ 2 operands (batch dims broadcast). `defer` records the
+ * kernel only when the product is first read, and never if it is freed unread (Storage.deferred).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: { defer?: boolean } = {}): Tensor {
   if (a.dtype === 'i32' || b.dtype === 'i32') throw new Error(`matmul: operands must be float tensors, got ${a.dtype} @ ${b.dtype} (cast them first)`);
   if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: operands must have rank ≥ 2, got ${fmt(a.shape)} and ${fmt(b.shape)} (reshape vectors to [1, n] or [n, 1])`);
   const [M, K] = a.shape.slice(-2);
@@ -297,7 +300,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const A = operand(a, batch);
   const B = operand(b, batch);
   // f16 @ f16 gives f16 (summed in f32, rounded once); a mix promotes to f32.
-  const out = matmulKernel(A, B, numel(batch), M, N, K, a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32');
+  const dtype = a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32';
+  const out = opts.defer
+    ? Storage.deferred(numel(batch) * M * N, dtype, [A.storage, B.storage], () => matmulKernel(A, B, numel(batch), M, N, K, dtype))
+    : matmulKernel(A, B, numel(batch), M, N, K, dtype);
   A.storage.release();
   B.storage.release();
   return Tensor.owning(out, [...batch, M, N]);
