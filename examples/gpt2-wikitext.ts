@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../src/nn/safetensors.ts';
 import { hasCheckpoint } from '../src/train/checkpoint.ts';
 import { helpText, kebab, parseFlags, UsageError, type FlagSpec } from '../src/train/cli.ts';
 import { writeReport } from '../src/train/report.ts';
-import { DivergedError, trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
+import { checkModelChoice, DivergedError, trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
 
 const OPTIMIZERS = ['sophia', 'sophia-h', 'adam', 'adamw', 'sgd'] as const;
 const SPEC = {
@@ -125,6 +125,8 @@ async function main(): Promise<void> {
     console.log(helpText(USAGE, SPEC));
     return;
   }
+  // --model and --context are checked before the adapter and the data (tokenizing can take a while).
+  if (flags.resume === null) checkModelChoice(flags.model!, flags.context!);
   const ctx = await E.init();
   console.log(`adapter: ${E.describeAdapter(ctx)}`);
 

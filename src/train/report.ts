@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { accuracySpec, lossSpec, renderSvg, svgToPng, timeSpec } from './report/charts.ts';
-import { projected, readRuns, writeMetricsCsv, type Run } from './report/runs.ts';
+import { FINAL_LOSS_STEPS, projected, readRuns, writeMetricsCsv, type Run } from './report/runs.ts';
 
 export { readRun, readRuns, readMetrics, metricsCsv, writeMetricsCsv } from './report/runs.ts';
 export type { Run, Summary, MetricRecord, TrainRecord, EvalRecord } from './report/runs.ts';
@@ -18,7 +18,7 @@ const thousands = (v: number | null) => (v === null ? '—' : Math.round(v).toLo
 
 const COLUMNS: [string, (r: Run) => string][] = [
   ['Optimizer', (r) => r.label],
-  ['Final train loss', (r) => fixed(4)(r.summary.finalTrainLoss)],
+  [`Train loss (last ${FINAL_LOSS_STEPS} steps)`, (r) => fixed(4)(r.summary.finalTrainLoss)],
   ['Val loss', (r) => fixed(4)(r.summary.valLoss)],
   ['Val perplexity', (r) => fixed(2)(r.summary.valPpl)],
   ['Val accuracy', (r) => percent(r.summary.valAcc)],

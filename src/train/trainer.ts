@@ -7,11 +7,11 @@ import * as E from '../index.ts';
 import { ctx, describeAdapter } from '../gpu/device.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { BatchLoader, evalBatches, type BatchLoaderState } from '../data/loader.ts';
-import { autocast, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type HostTensor, type Precision } from '../nn/index.ts';
+import { autocast, configFromHF, functionalCall, generate, GPT2, gpt2Config, loadGPT2, saveGPT2, type GPT2Config, type HostTensor, type Precision } from '../nn/index.ts';
 import { writeFileAtomic } from '../nn/safetensors.ts';
 import * as O from '../optim/index.ts';
 import { hasCheckpoint, readLatestCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { CSV_HEADER_LINE, csvRow, WARMUP_STEPS, writeMetricsCsv, type MetricRecord } from './report/runs.ts';
+import { CSV_HEADER_LINE, csvRow, FINAL_LOSS_STEPS, finalLoss, WARMUP_STEPS, writeMetricsCsv, type MetricRecord } from './report/runs.ts';
 import { trainStep } from './step.ts';
 import type { Summary } from './report/runs.ts';
 
@@ -116,6 +116,31 @@ export interface Hooks {
 const PRESETS = ['tiny', 'small', 'gpt2'];
 
 
+/**
+ * Checks --model (and --context against it) without loading weights, so that a mistyped preset
+ * or folder fails before the data is read and tokenized: a preset, or a folder holding
+ * config.json (parsed here) and model.safetensors. Returns the folder's config, null for a preset.
+ */
+export function checkModelChoice(model: string, context: number): GPT2Config | null {
+  if (PRESETS.includes(model)) return null;
+  if (!existsSync(model)) {
+    throw new Error(`--model ${model}: not a preset (${PRESETS.join(', ')}) and no such directory (a Hugging Face GPT-2 folder with config.json and model.safetensors)`);
+  }
+  for (const f of ['config.json', 'model.safetensors']) {
+    if (!existsSync(join(model, f))) throw new Error(`--model ${model}: ${f} not found there (a Hugging Face GPT-2 folder holds config.json and model.safetensors)`);
+  }
+  const cfgPath = join(model, 'config.json');
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`--model ${model}: ${cfgPath} is not valid JSON (${(e as Error).message})`);
+  }
+  const c = configFromHF(json, cfgPath);
+  if (context > c.nPositions) throw new Error(`--context ${context} exceeds the model's context length ${c.nPositions} (n_positions in ${cfgPath})`);
+  return c;
+}
+
 export function buildModel(cfg: TrainConfig): GPT2 {
   const d = cfg.dropout ?? 0;
   if (!(d >= 0 && d < 1)) throw new Error(`--dropout must be in [0, 1) (the probability of zeroing an activation); got ${d}`);
@@ -125,11 +150,8 @@ export function buildModel(cfg: TrainConfig): GPT2 {
     if (cfg.context > c.nPositions) c.nPositions = cfg.context;
     return new GPT2(c, cfg.seed);
   }
-  if (!existsSync(cfg.model)) {
-    throw new Error(`--model ${cfg.model}: not a preset (${PRESETS.join(', ')}) and no such directory (a Hugging Face GPT-2 folder with config.json and model.safetensors)`);
-  }
+  checkModelChoice(cfg.model, cfg.context);
   const m = loadGPT2(cfg.model);
-  if (cfg.context > m.config.nPositions) throw new Error(`--context ${cfg.context} exceeds the loaded model's context length ${m.config.nPositions}`);
   m.config.dropout = cfg.dropout ?? 0; // a training choice, not part of the weights
   return m;
 }
@@ -317,6 +339,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   let warmMs = 0;
   let warmEstimatorMs = 0;
   let lastLoss = null as number | null;
+  let recentLosses: number[] = []; // the last FINAL_LOSS_STEPS finite losses
   let lastEval: { valLoss: number; valPpl: number; valAcc: number } | null = null;
   let badRun = 0;
   let lastSkipped = 0;
@@ -345,6 +368,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     model.gen.state = st.modelGen;
     ({ step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval } = st);
     ({ warmSteps = 0, warmMs = 0, warmEstimatorMs = 0 } = st as { warmSteps?: number; warmMs?: number; warmEstimatorMs?: number }); // older checkpoints lack them
+    recentLosses = (st as { recentLosses?: number[] }).recentLosses ?? (lastLoss === null ? [] : [lastLoss]);
     // Drop metric rows written after the checkpoint: the resumed run writes them again.
     const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
     if (lines.length < metricRows) {
@@ -382,7 +406,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     writeCheckpoint(ckptDir, {
       step,
       tensors,
-      state: { optimizer: sd.json, loader: loader.state(), estLoader: estLoader.state(), estGen: estGen.state, modelGen: model.gen.state, step, metricRows, trainMs, estimatorMsTotal, warmSteps, warmMs, warmEstimatorMs, lastLoss, lastEval },
+      state: { optimizer: sd.json, loader: loader.state(), estLoader: estLoader.state(), estGen: estGen.state, modelGen: model.gen.state, step, metricRows, trainMs, estimatorMsTotal, warmSteps, warmMs, warmEstimatorMs, lastLoss, recentLosses, lastEval },
     });
   };
 
@@ -415,6 +439,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
       const badGradients = !p.scaler && taken === 0;
       if (Number.isFinite(loss)) {
         lastLoss = loss;
+        recentLosses = [...recentLosses, loss].slice(-FINAL_LOSS_STEPS);
         badRun = badGradients ? badRun + 1 : 0;
         if (p.scaler && skipped > lastSkipped) log(`step ${p.step}: f16 gradients overflowed; the step was skipped and the loss scale lowered to ${lossScale}`);
         else if (badGradients) log(`step ${p.step}: non-finite gradients with a finite loss (${loss.toFixed(4)}); the optimizer skipped this update`);
@@ -591,7 +616,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     const estMs = warm ? estimatorMsTotal - warmEstimatorMs : estimatorMsTotal;
     return {
       optimizer: cfg.optimizer,
-      finalTrainLoss: lastLoss,
+      finalTrainLoss: finalLoss(recentLosses),
       valLoss: lastEval?.valLoss ?? null,
       valPpl: lastEval?.valPpl ?? null,
       valAcc: lastEval?.valAcc ?? null,

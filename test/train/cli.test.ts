@@ -1,7 +1,12 @@
 // The training example's flag parser: both spellings of a value, which flags were given, and
-// messages that name what is valid.
+// messages that name what is valid; --model checked before any data is read.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseFlags, UsageError, type FlagSpec } from '../../src/train/cli.ts';
+import { checkModelChoice } from '../../src/train/trainer.ts';
 
 const SPEC = {
   epochs: { type: 'number', default: 1, min: 0, exclusive: true, help: '' },
@@ -35,5 +40,32 @@ describe('parseFlags', () => {
     expect(() => parseFlags(SPEC, ['--epochs', '0'])).toThrow('--epochs must be > 0; got 0');
     expect(() => parseFlags(SPEC, ['--max-steps', '2.5'])).toThrow("--max-steps must be an integer; got '2.5'");
     expect(() => parseFlags(SPEC, ['--max-steps'])).toThrow('flag --max-steps needs a value');
+  });
+});
+
+describe('--model is checked before the data is read', () => {
+  it('checkModelChoice names what is wrong with a folder, and accepts presets', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'model-choice-'));
+    try {
+      expect(checkModelChoice('tiny', 128)).toBeNull();
+      expect(() => checkModelChoice('tinny', 128)).toThrow(/--model tinny: not a preset \(tiny, small, gpt2\) and no such directory/);
+      expect(() => checkModelChoice(dir, 128)).toThrow(/config\.json not found there/);
+      writeFileSync(join(dir, 'config.json'), '{"n_layer": 2,');
+      writeFileSync(join(dir, 'model.safetensors'), '');
+      expect(() => checkModelChoice(dir, 128)).toThrow(/config\.json is not valid JSON/);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ n_layer: 2, n_head: 2, n_embd: 32, n_positions: 64, vocab_size: 100, layer_norm_epsilon: 1e-5 }));
+      expect(checkModelChoice(dir, 64)?.nPositions).toBe(64);
+      expect(() => checkModelChoice(dir, 128)).toThrow(/--context 128 exceeds the model's context length 64/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the training example stops on a bad --model before it looks for data', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--model', 'no/such/model', '--max-steps', '1'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/error: --model no\/such\/model: not a preset/);
+    expect(r.stdout).not.toMatch(/^data:/m);
+    expect(r.stdout).not.toMatch(/^adapter:/m);
   });
 });

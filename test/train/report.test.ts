@@ -103,7 +103,7 @@ describe('writeReport', () => {
     expect(md).toContain('| adam | 3.2500 | 3.5000 | 33.12 | 28.75% | 12.5 | 123,457 | 4.3 | — |');
     expect(md.split('\n').filter((l) => l.startsWith('| ')).length).toBe(2 + 3);
     const text = result.table.text.split('\n');
-    expect(text[0]).toMatch(/^Optimizer\s+Final train loss\s+Val loss/);
+    expect(text[0]).toMatch(/^Optimizer\s+Train loss \(last 10 steps\)\s+Val loss/);
     expect(text[2]).toMatch(/^sophia\s+3\.2500\s+3\.5000\s+33\.12\s+28\.75%\s+12\.5 \(projected\)\s+123,457\s+4\.3\s+1\.2%$/);
     // Columns line up: every row has the same length.
     expect(new Set(text.filter(Boolean).map((l) => l.length)).size).toBe(1);
@@ -148,7 +148,9 @@ describe('writeReport', () => {
 describe('run input', () => {
   it('derives the summary from the metrics when summary.json is missing', () => {
     const run = readRun(fakeRun('nosummary', { optimizer: 'sophia', rate: 0.05, stepMs: 20, summary: false }));
-    expect(run.summary.finalTrainLoss).toBeCloseTo(3 + 8 * Math.exp(-0.05 * STEPS), 12);
+    // The mean of the last ten steps' losses (steps STEPS−9 … STEPS).
+    const last10 = Array.from({ length: 10 }, (_, i) => 3 + 8 * Math.exp(-0.05 * (STEPS - i))).reduce((a, b) => a + b) / 10;
+    expect(run.summary.finalTrainLoss).toBeCloseTo(last10, 12);
     expect(run.summary.valLoss).toBeCloseTo(3.1 + 8 * Math.exp(-0.05 * STEPS), 12);
     // 6 estimator steps of 5 ms over 60 steps of 20 ms plus those 30 ms.
     expect(run.summary.estimatorOverhead).toBeCloseTo(30 / (60 * 20 + 30), 12);

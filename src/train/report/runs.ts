@@ -37,8 +37,21 @@ export type MetricRecord = TrainRecord | EvalRecord;
 /** Steps at the start of each session (a start or a resume) whose time, mostly shader compilation, the throughput figures leave out. */
 export const WARMUP_STEPS = 2;
 
+/**
+ * The final train loss is the mean over this many last steps: one minibatch's loss swings by
+ * tenths here (B·T = 1,024 tokens), too much to rank optimizers by.
+ */
+export const FINAL_LOSS_STEPS = 10;
+
+/** Mean of the last FINAL_LOSS_STEPS finite losses; null when there are none. */
+export function finalLoss(losses: readonly (number | null)[]): number | null {
+  const xs = losses.filter((x): x is number => x !== null && Number.isFinite(x)).slice(-FINAL_LOSS_STEPS);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
+
 export interface Summary {
   optimizer: string;
+  /** Mean train loss of the last FINAL_LOSS_STEPS steps (finite ones). */
   finalTrainLoss: number | null;
   valLoss: number | null;
   valPpl: number | null;
@@ -171,7 +184,7 @@ function deriveSummary(optimizer: string, train: TrainRecord[], evals: EvalRecor
   const hasEstimator = train.some((r) => r.estimatorMs !== null);
   return {
     optimizer,
-    finalTrainLoss: train.at(-1)?.loss ?? null, // null (shown as —) if the run ended non-finite
+    finalTrainLoss: finalLoss(train.map((r) => r.loss)), // null (shown as —) if no step had a finite loss
     valLoss: lastEval?.valLoss ?? null,
     valPpl: lastEval?.valPpl ?? null,
     valAcc: lastEval?.valAcc ?? null,
