@@ -30,6 +30,8 @@ export interface DownloadOptions {
   connectTimeoutMs?: number;
   /** Progress bar on stderr; default: when stderr is a terminal. */
   progress?: boolean;
+  /** Where the bar is drawn (default: stderr). */
+  progressStream?: NodeJS.WritableStream;
   /** Messages for the user (default: stderr). */
   log?: (line: string) => void;
 }
@@ -177,7 +179,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
   }
 
   if (res.status !== 416) {
-    const bar = createProgress({ label: `download ${url.split('/').pop()}`, total: total ?? 0, enabled: opts.progress, format: formatBytes });
+    const bar = createProgress({ label: `download ${url.split('/').pop()}`, total: total ?? 0, enabled: opts.progress, stream: opts.progressStream, format: formatBytes });
     const fh = await open(part, append ? 'a' : 'w');
     try {
       if (!res.body) throw new DownloadError(`Downloading ${url} failed: empty response body.`);

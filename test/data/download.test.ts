@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HF_BASE_URL, HF_PARQUET_FILES, HF_REVISION, SPLITS, type RemoteFile, type Split } from '../../src/data/datasets.ts';
 import { ChecksumError, DownloadError, downloadFile } from '../../src/data/download.ts';
@@ -36,6 +37,23 @@ describe('downloadFile', () => {
     const again = await downloadFile({ url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), ...quiet });
     expect(again.alreadyPresent).toBe(true);
     expect(server.requests.length).toBe(1);
+  });
+
+  it('draws a progress bar in bytes that ends at 100 % of the file, resumed or not', async () => {
+    server = await startFileServer({ 'f.bin': payload }, { cutFirstAfter: 70_000 });
+    const dest = fresh();
+    const frames: string[] = [];
+    const stream = new Writable({ write: (chunk, _enc, done) => (frames.push(String(chunk)), done()) });
+    const opts = { url: `${server.baseUrl}/f.bin`, dest, sha256: sha(payload), progress: true, progressStream: stream, log: () => {} };
+    await downloadFile(opts).catch(() => {}); // cut off at 70,000 bytes
+    const cut = frames.join('').split('\r').filter(Boolean).at(-1)!;
+    expect(cut).toMatch(/^download f\.bin \[#*\.+\] +\d+% 68\.4 KiB\/195\.3 KiB \d+\.\ds/);
+    frames.length = 0;
+    await downloadFile(opts);
+    const text = frames.join('');
+    expect(text.endsWith('\n')).toBe(true); // the bar's line is finished, not left for the next output
+    const last = text.split('\r').filter(Boolean).at(-1)!;
+    expect(last).toMatch(/^download f\.bin \[#{24}\] 100% 195\.3 KiB\/195\.3 KiB \d+\.\ds/);
   });
 
   it('resumes an interrupted download with an HTTP Range request', async () => {
