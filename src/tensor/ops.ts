@@ -18,7 +18,8 @@ import { Tensor } from './tensor.ts';
 
 /** Expressions larger than this are realised before being inlined into another. */
 const MAX_FUSED_NODES = 64;
-const MAX_FUSED_INPUTS = 6;
+/** Distinct buffers one elementwise kernel reads at most (also capped by the adapter's limit). */
+const MAX_FUSED_INPUTS = 12;
 
 // ---------------------------------------------------------------- creation
 
@@ -104,22 +105,31 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   fusable(a);
   fusable(b);
-  const t = lazyResult({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b));
-  return limitInputs(t);
+  fitInputs([a, b]);
+  return lazyResult({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b));
 }
 
 export function where(c: Tensor, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes('where', c.shape, a.shape, b.shape);
   [c, a, b].forEach(fusable);
-  const t = lazyResult({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b));
-  return limitInputs(t);
+  fitInputs([c, a, b]);
+  return lazyResult({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b));
 }
 
-/** Too many distinct buffers in one kernel: realise now rather than hit the binding limit later. */
-function limitInputs(t: Tensor): Tensor {
-  const max = Math.min(MAX_FUSED_INPUTS, ctx().limits.maxStorageBuffersPerShaderStage - 2);
-  if (exprStorages(t.expr()).size > max) t.realize();
-  return t;
+/**
+ * Operands whose expressions together read more distinct buffers than one kernel may bind: the
+ * operands reading the most are realised (in place) until the rest fit. (Realising the result
+ * instead would need a kernel binding them all.) The output and a few windowed bindings keep a
+ * margin under the adapter's limit.
+ */
+function fitInputs(operands: Tensor[]): void {
+  const max = Math.min(MAX_FUSED_INPUTS, ctx().limits.maxStorageBuffersPerShaderStage - 4);
+  const reads = () => new Set(operands.flatMap((t) => [...exprStorages(t.expr())]));
+  while (reads().size > max) {
+    const widest = operands.filter((t) => t.isLazy).sort((x, y) => exprStorages(y.expr()).size - exprStorages(x.expr()).size)[0];
+    if (!widest) break; // realised operands read one buffer each: at most three
+    widest.realize();
+  }
 }
 
 /** The value of each element's coordinate along `axis` (for one-hot masks and the like). */

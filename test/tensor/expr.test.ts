@@ -3,9 +3,10 @@
 // invocation's four elements (row lengths 2, 3, 5, 9 below) and under in-place updates.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
-import { compileExpr, type Expr } from '../../src/tensor/expr.ts';
+import { compileExpr, exprStorages as exprStoragesOf, type Expr } from '../../src/tensor/expr.ts';
 import type { Storage } from '../../src/tensor/storage.ts';
 import * as raw from '../../src/tensor/ops.ts';
+import { ctx } from '../../src/gpu/device.ts';
 import { expectClose } from '../helpers.ts';
 
 beforeAll(async () => {
@@ -71,5 +72,32 @@ describe('row hoisting in the expression compiler', () => {
       E.assign(x, E.add(E.mul(x, b), b));
       expectClose(await x.toArray(), Array.from(xs, (v, i) => v * bs[Math.floor(i / last)] + bs[Math.floor(i / last)]), 1e-6, 1e-6, `in place ${shape}`);
     }
+  });
+});
+
+describe('fusion within the binding limit', () => {
+  it('operands reading too many buffers together are realised first; the result is exact', async () => {
+    // Sums of 8 distinct buffers each: a·b reads 16, where(c, a, b) 24, more than one kernel may
+    // bind. Each input is i + k·0.125 at element i, so every sum is known exactly.
+    const n = 37;
+    const inputs = (k0: number) => Array.from({ length: 8 }, (_, k) => E.tensor(Float32Array.from({ length: n }, (_, i) => i + (k0 + k) * 0.125), [n]));
+    const sumOf = (ts: E.Tensor[]) => ts.reduce((acc, t) => raw.binary('add', acc, t));
+    const [xs, ys, cs] = [inputs(0), inputs(8), inputs(16)];
+    const a = sumOf(xs);
+    const b = sumOf(ys);
+    const c = raw.binary('gt', sumOf(cs), raw.scalar(8 * 30));
+    expect(a.isLazy && b.isLazy).toBe(true);
+    const prod = raw.binary('mul', a, b);
+    const pick = raw.where(c, a, b);
+    const max = ctx().limits.maxStorageBuffersPerShaderStage;
+    const reads = (t: E.Tensor) => new Set([...(t.isLazy ? [t.expr()] : [])].flatMap((e) => [...exprStoragesOf(e)])).size;
+    expect(reads(prod)).toBeLessThan(max);
+    expect(reads(pick)).toBeLessThan(max);
+    const sA = (i: number) => 8 * i + 0.125 * 28; // Σ_{k<8} k/8 = 3.5
+    const sB = (i: number) => 8 * i + 0.125 * 92; // Σ_{8≤k<16} k/8 = 11.5
+    const sC = (i: number) => 8 * i + 0.125 * 156;
+    expectClose(await prod.toArray(), Array.from({ length: n }, (_, i) => sA(i) * sB(i)), 1e-6, 0, 'a·b');
+    expectClose(await pick.toArray(), Array.from({ length: n }, (_, i) => (sC(i) > 240 ? sA(i) : sB(i))), 0, 0, 'where');
+    [...xs, ...ys, ...cs, a, b, c, prod, pick].forEach((t) => t.dispose());
   });
 });
