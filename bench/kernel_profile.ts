@@ -2,21 +2,10 @@
 // goes on GPT-2 tiny (8×64), kernel family by kernel family (timestamp queries, one pass per
 // dispatch, so totals run higher than bench/second_order.ts's wall times). Labels are the
 // pipeline's name and its grid, which tells apart e.g. the LM head's [512, 50257] products.
-import * as E from '../src/index.ts';
-import { functionalCall, GPT2, gpt2Config } from '../src/nn/index.ts';
+import { tinyProblem } from './tiny_problem.ts';
 
 const top = Number(process.argv[2] ?? 25);
-const ctx = await E.initOrExit();
-const B = 8;
-const L = 64;
-const cfg = gpt2Config('tiny');
-const model = new GPT2(cfg, 0);
-const rand = (seed: number) => Int32Array.from({ length: B * L }, (_, i) => (i * 7919 + seed * 104729) % cfg.vocabSize);
-const ids = E.tensor(rand(1), [B, L], 'i32');
-const targets = E.tensor(rand(2), [B, L], 'i32');
-const params = model.parameters();
-const f = (...ps: E.Tensor[]) => functionalCall(model, ps, () => model.loss(ids, targets));
-const probe = params.map((p) => E.keep(E.randn([...p.shape]).realize()));
+const { E, ctx, params, loss: f, probe } = await tinyProblem();
 const cases = { gradient: () => void E.grad(f)(...params), hvp: () => void E.hvp(f, params, probe) };
 for (const [name, fn] of Object.entries(cases)) {
   E.tidy(fn); // compiles every shader first

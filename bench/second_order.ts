@@ -3,23 +3,10 @@
 // counts work rather than waiting and is steadier than wall time on a shared machine). ROOT is
 // a checkout of this repository (default: this one), e.g. an older commit unpacked with
 // `git archive <commit> src shaders | tar -x -C /tmp/base`, to compare engines run after run.
-import { fileURLToPath } from 'node:url';
+import { thisCheckout, tinyProblem } from './tiny_problem.ts';
 
-const root = process.argv[2] ?? fileURLToPath(new URL('..', import.meta.url));
-const E = await import(`${root}/src/index.ts`);
-const { functionalCall, GPT2, gpt2Config } = await import(`${root}/src/nn/index.ts`);
-type T = InstanceType<typeof E.Tensor>;
-const ctx = await E.initOrExit();
-const B = 8;
-const L = 64;
-const cfg = gpt2Config('tiny');
-const model = new GPT2(cfg, 0);
-const rand = (seed: number) => Int32Array.from({ length: B * L }, (_, i) => (i * 7919 + seed * 104729) % cfg.vocabSize);
-const ids = E.tensor(rand(1), [B, L], 'i32');
-const tg = E.tensor(rand(2), [B, L], 'i32');
-const params: T[] = model.parameters();
-const f = (...ps: T[]) => functionalCall(model, ps, () => model.loss(ids, tg));
-const probe = params.map((p) => E.keep(E.randn([...p.shape]).realize()));
+const root = process.argv[2] ?? thisCheckout;
+const { E, ctx, params, loss: f, probe, B, L } = await tinyProblem(root);
 const fns = { grad: () => void E.grad(f)(...params), hvp: () => void E.hvp(f, params, probe), jvp: () => void E.jvp(f, params, probe) };
 type Name = keyof typeof fns;
 const wall: Record<Name, number[]> = { grad: [], hvp: [], jvp: [] };
