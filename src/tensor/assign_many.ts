@@ -61,6 +61,8 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: 
     safe.slice(outs.length),
   );
   temps.forEach((t) => t.dispose());
+  for (const storage of layouts.keys()) storage.version++;
+  pairs.forEach(([dst, value]) => value.rebaseOnto(dst));
   if (sums.length === 0) return [];
   if (!partial) return sums.map(() => full([], 0)); // no elements: every sum is 0
   // Per-chunk rows first (rows of [chunk][sum] split into binding windows if need be), then chunks.

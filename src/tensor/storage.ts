@@ -14,6 +14,11 @@ let nextId = 1;
 export class Storage {
   readonly id = nextId++;
   refs = 1;
+  /**
+   * Counts the in-place writes into this storage (assign, assignMany). A lazy tensor notes the
+   * versions of what it reads and refuses to run once one has moved on: its inputs are gone.
+   */
+  version = 0;
   /** Host copy of integer index data, when it came from the host (lets scatter-add sort on the CPU). */
   hostIndices: Int32Array | null = null;
 

@@ -4,7 +4,7 @@
 import { runtime } from '../gpu/runtime.ts';
 import { Storage, type DType, BYTES } from './storage.ts';
 import { type Expr, exprStorages, mapLeaves } from './expr.ts';
-import { contiguousStrides, fmt, numel, reshapeStrides, type Shape } from './shape.ts';
+import { contiguousStrides, fmt, numel, reshapeStrides, sameShape as sameShapes, type Shape } from './shape.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
 import { decodeHalves } from './half.ts';
 import { track } from './scope.ts';
@@ -35,6 +35,8 @@ export class Tensor {
   private _lazy: Expr | null = null;
   /** Storages this tensor holds a reference on (its own, or those its expression reads). */
   private held: Storage[] = [];
+  /** A lazy tensor: each held storage's version when the expression was built. */
+  private heldVersions: number[] = [];
   private _disposed = false;
 
   requiresGrad = false;
@@ -72,7 +74,37 @@ export class Tensor {
     const deps = [...exprStorages(expr)];
     deps.forEach((s) => s.retain());
     t.hold(deps);
+    t.heldVersions = deps.map((s) => s.version);
     return t;
+  }
+
+  /**
+   * After an in-place write of this lazy tensor's value into `dst` (assign(dst, this)), the value
+   * lives in dst's buffer: this tensor reads it from there rather than going stale with the
+   * inputs the write replaced (x ← x + 1 leaves `x + 1` readable, as in PyTorch).
+   */
+  rebaseOnto(dst: Tensor): void {
+    if (!this._lazy || this._disposed || !sameShapes(this.shape, dst.shape) || this.dtype !== dst.dtype) return;
+    const stale = this.held.some((s, i) => s.version !== this.heldVersions[i]);
+    if (!stale) return;
+    const leaf = dst.expr();
+    this.dropHeld();
+    this._lazy = leaf;
+    const storage = dst._storage!.retain();
+    this.hold([storage]);
+    this.heldVersions = [storage.version];
+  }
+
+  /** A lazy tensor whose inputs were overwritten in place since it was built cannot be computed. */
+  private checkInputsUnchanged(): void {
+    for (const [i, s] of this.held.entries()) {
+      if (s.version === this.heldVersions[i]) continue;
+      throw new Error(
+        `tensor #${this.id}${this.name ? ` (${this.name})` : ''} of shape ${fmt(this.shape)} is an unevaluated expression over a buffer that was written in place ` +
+          `(assign/assignMany, e.g. an optimizer step) after it was built, so the values it was built from are gone. ` +
+          `Call .realize() on it (or read it) before the write.`,
+      );
+    }
   }
 
   private hold(storages: Storage[]): void {
@@ -84,6 +116,7 @@ export class Tensor {
     finalizer.unregister(this);
     for (const s of this.held) s.release();
     this.held = [];
+    this.heldVersions = [];
   }
 
   get rank(): number {
@@ -109,7 +142,10 @@ export class Tensor {
   /** This tensor as an expression over its own shape (a leaf, or its lazy tree). */
   expr(): Expr {
     this.check();
-    if (this._lazy) return this._lazy;
+    if (this._lazy) {
+      this.checkInputsUnchanged();
+      return this._lazy;
+    }
     return { k: 'leaf', storage: this._storage!, offset: this._offset, strides: this._strides };
   }
 
@@ -117,6 +153,7 @@ export class Tensor {
   realize(): this {
     this.check('realize');
     if (!this._lazy) return this;
+    this.checkInputsUnchanged();
     const storage = Storage.allocate(this.size, this.dtype);
     realizeExpr(this._lazy, this.shape, { storage, offset: 0, strides: contiguousStrides(this.shape) });
     this.dropHeld();
@@ -143,6 +180,7 @@ export class Tensor {
   /** A view with new shape/strides/offset over the same data; lazy tensors map their leaves. */
   restride(shape: Shape, strideOf: (strides: readonly number[]) => number[], offsetOf: (offset: number, strides: readonly number[]) => number, indexAxis?: (axis: number) => Expr): Tensor {
     this.check('view');
+    if (this._lazy) this.checkInputsUnchanged();
     if (!this._lazy) return Tensor.view(this._storage!, shape, strideOf(this._strides), offsetOf(this._offset, this._strides));
     const e = mapLeaves(
       this._lazy,
@@ -159,6 +197,7 @@ export class Tensor {
       const s = reshapeStrides(this.shape, this._strides, to);
       return s ? Tensor.view(this._storage!, to, s, this._offset) : null;
     }
+    this.checkInputsUnchanged();
     let ok = true;
     let hasIndex = false;
     const e = mapLeaves(
