@@ -1,7 +1,7 @@
 // `npx tsx bench/kernel_profile.ts [TOP]`: where the GPU time of one gradient and one exact HVP
 // goes on GPT-2 tiny (8×64), kernel family by kernel family (timestamp queries, one pass per
-// dispatch, so totals run higher than bench/second_order.ts's wall times). Labels are the
-// pipeline's name and its grid, which tells apart e.g. the LM head's [512, 50257] products.
+// dispatch, so totals can run higher than bench/second_order.ts's wall times). Labels are the
+// pipeline's name and its grid, and for matmuls (and their operand packing) the product's shape.
 import { tinyProblem } from './tiny_problem.ts';
 
 const top = Number(process.argv[2] ?? 25);

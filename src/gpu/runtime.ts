@@ -134,6 +134,10 @@ class Runtime {
   stats = { dispatches: 0, submits: 0 };
   /** Set while profile() runs: every dispatch gets its own timestamped pass. */
   profiler: Profiler | null = null;
+  /** Whether a profile is being taken (callers then name their dispatches in more detail). */
+  get profiling(): boolean {
+    return this.profiler !== null;
+  }
 
   private ensurePass(): GPUComputePassEncoder {
     const { device } = ctx();
@@ -166,7 +170,8 @@ class Runtime {
    * Records one dispatch. `params` are 32-bit words (write floats through a Float32Array view of
    * the same ArrayBuffer); they arrive as binding 0, the buffers as bindings 1, 2, ...
    */
-  dispatch(pipe: GPUComputePipeline, params: Uint32Array, buffers: Binding[], workgroups: [number, number?, number?]): void {
+  /** `detail` (e.g. a matmul's M×K×N) joins the kernel's label in profiles; build it only when `profiling`. */
+  dispatch(pipe: GPUComputePipeline, params: Uint32Array, buffers: Binding[], workgroups: [number, number?, number?], detail?: string): void {
     // Deferred kernels that read a buffer this one writes are recorded first (they may dispatch).
     for (const i of writtenBindings.get(pipe) ?? []) {
       const b = buffers[i]?.buffer;
@@ -177,7 +182,7 @@ class Runtime {
     if (this.ringUsed + slotBytes > RING_BYTES || this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
     if (this.profiler && this.pass) this.endPass();
     // Profiles tell kernels of one family apart by their grid.
-    const pass = this.profiler ? this.timedPass(`${pipe.label} ${workgroups.map((n) => n ?? 1).join('×')}`) : this.ensurePass();
+    const pass = this.profiler ? this.timedPass(`${pipe.label} ${workgroups.map((n) => n ?? 1).join('×')}${detail ? ` ${detail}` : ''}`) : this.ensurePass();
     const offset = this.ringUsed;
     this.ringU32.set(params, offset / 4);
     this.ringUsed += slotBytes;

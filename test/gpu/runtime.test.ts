@@ -19,6 +19,8 @@ describe('profile()', () => {
     });
     const labels = [...report.keys()];
     expect(labels.some((l) => l.startsWith('matmul')), labels.join()).toBe(true);
+    // Products say their shape: grids alone do not tell e.g. an LM head's dX from a layer's x·W.
+    expect(labels.filter((l) => l.startsWith('matmul')).every((l) => l.endsWith('[64×64]·[64×64]')), labels.join()).toBe(true);
     expect(labels.some((l) => l.startsWith('reduce_sum')), labels.join()).toBe(true);
     expect(labels.some((l) => l.startsWith('elementwise')), labels.join()).toBe(true);
     for (const { ms, count } of report.values()) {

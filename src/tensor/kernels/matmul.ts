@@ -82,17 +82,23 @@ function simpleMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number,
   dispatchPerBatch(pipeline(source, 'matmul'), words, out, a, b, batch, M * N, [Math.ceil(N / 32), Math.ceil(M / 32)]);
 }
 
+/** A product's shape for profiles: grids alone do not tell the LM head's dX from a layer's x·W. */
+function shapeTag(batch: number, M: number, K: number, N: number): string {
+  return `${batch > 1 ? `${batch}× ` : ''}[${M}×${K}]·[${K}×${N}]`;
+}
+
 /**
  * Dispatches a kernel taking matmul.wgsl's parameter words (3 A offset, 7 B offset, 11 C offset)
  * with the batch on wid.z; more than 65,535 matrices are split into several dispatches.
  */
 function dispatchPerBatch(pipe: GPUComputePipeline, words: number[], out: Storage, a: MatOperand, b: MatOperand, batch: number, cPerBatch: number, gridXY: [number, number]): void {
+  const tag = runtime.profiling ? shapeTag(batch, words[0], words[2], words[1]) : undefined;
   for (let b0 = 0; b0 < batch; b0 += 65535) {
     const w = [...words];
     w[3] = a.offset + b0 * a.batchStride;
     w[7] = b.offset + b0 * b.batchStride;
     w[11] = b0 * cPerBatch;
-    runtime.dispatch(pipe, new Uint32Array(w), [out, a.storage, b.storage].map((s) => ({ buffer: s.buffer })), [...gridXY, Math.min(65535, batch - b0)]);
+    runtime.dispatch(pipe, new Uint32Array(w), [out, a.storage, b.storage].map((s) => ({ buffer: s.buffer })), [...gridXY, Math.min(65535, batch - b0)], tag);
   }
 }
 
@@ -313,17 +319,18 @@ function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M:
     const A = texA.get(na * perA);
     const B = texB.get(nbB * perB);
     const words = (w: number[]) => Uint32Array.from(w);
+    const tag = runtime.profiling ? shapeTag(nb, M, K, N) : undefined;
     runtime.dispatch(pPackA, words([M, K, K4, a.offset + b0 * a.batchStride, a.batchStride, a.rowStride, a.colStride, perA]), [{ buffer: a.storage.buffer }, { view: A.view }], [
       Math.ceil((Math.ceil(K4 / 4) * R) / 64),
       rowTiles,
       na,
-    ]);
+    ], tag);
     runtime.dispatch(pPackB, words([N, K, Kp, b.offset + b0 * b.batchStride, b.batchStride, b.rowStride, b.colStride, perB]), [{ buffer: b.storage.buffer }, { view: B.view }], [
       Math.ceil((K4 * 16) / 64),
       panels,
       nbB,
-    ]);
-    runtime.dispatch(pMain, words([M, N, K4, aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, b0 * M * N, Kp * 16]), [{ buffer: out.buffer }, { view: A.view }, { view: B.view }], [panels, rowTiles, nb]);
+    ], tag);
+    runtime.dispatch(pMain, words([M, N, K4, aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, b0 * M * N, Kp * 16]), [{ buffer: out.buffer }, { view: A.view }, { view: B.view }], [panels, rowTiles, nb], tag);
   }
   return `tex(a:${aVec ? 'vec4' : 'gather'},b:${bVec ? 'vec4' : 'gather'})`;
 }
