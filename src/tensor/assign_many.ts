@@ -8,7 +8,7 @@
 import { type Expr } from './expr.ts';
 import { realizeMany } from './kernels/multi_output.ts';
 import { broadcastExpr, dstElementsDistinct, full, fusable, reduce, reshape, sliceView } from './ops.ts';
-import { broadcastShapes, fmt, sameShape } from './shape.ts';
+import { broadcastShapes, fmt, sameShape, viewExtent } from './shape.ts';
 import type { Storage } from './storage.ts';
 import { Tensor } from './tensor.ts';
 
@@ -61,7 +61,7 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: 
     safe.slice(outs.length),
   );
   temps.forEach((t) => t.dispose());
-  for (const storage of layouts.keys()) storage.version++;
+  for (const [storage, { offset, strides }] of layouts) storage.noteWrite(...viewExtent(shape, strides, offset));
   pairs.forEach(([dst, value]) => value.rebaseOnto(dst));
   if (sums.length === 0) return [];
   if (!partial) return sums.map(() => full([], 0)); // no elements: every sum is 0

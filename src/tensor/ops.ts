@@ -11,7 +11,7 @@ import { randomKernel, type RandomKind } from './kernels/random.ts';
 import { reduceRows, type ReduceOp } from './kernels/reduce.ts';
 import { layerNormStatsRows, logsumexpRows, takeRows } from './kernels/rows.ts';
 import { attentionKernel, type AttnOperand } from './kernels/attention.ts';
-import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape } from './shape.ts';
+import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape, viewExtent } from './shape.ts';
 import { encodeHalves } from './half.ts';
 import { Storage, type DType } from './storage.ts';
 import { Tensor } from './tensor.ts';
@@ -460,7 +460,7 @@ export function assign(dst: Tensor, value: Tensor): void {
   } else {
     realizeExpr(e, dst.shape, { storage, offset, strides });
   }
-  storage.version++;
+  storage.noteWrite(...viewExtent(dst.shape, strides, offset));
   v.rebaseOnto(dst);
 }
 

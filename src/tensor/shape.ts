@@ -104,3 +104,15 @@ export function reshapeStrides(shape: Shape, strides: readonly number[], to: Sha
   }
   return viewD === -1 ? out : null;
 }
+
+/** The lowest and highest element offset a view (shape, strides, offset) reaches. */
+export function viewExtent(shape: readonly number[], strides: readonly number[], offset: number): [number, number] {
+  let lo = offset;
+  let hi = offset;
+  shape.forEach((n, d) => {
+    const span = (Math.max(1, n) - 1) * strides[d];
+    if (span < 0) lo += span;
+    else hi += span;
+  });
+  return [lo, hi];
+}

@@ -19,6 +19,8 @@ export class Storage {
    * versions of what it reads and refuses to run once one has moved on: its inputs are gone.
    */
   version = 0;
+  /** The element ranges [lo, hi] of the latest in-place writes, with the version each made. */
+  private writes: { version: number; lo: number; hi: number }[] = [];
   /** Host copy of integer index data, when it came from the host (lets scatter-add sort on the CPU). */
   hostIndices: Int32Array | null = null;
 
@@ -87,6 +89,23 @@ export class Storage {
     p.reads.forEach((r) => r.release());
   }
 
+  /** Records an in-place write of elements lo…hi (inclusive). */
+  noteWrite(lo: number, hi: number): void {
+    this.version++;
+    this.writes.push({ version: this.version, lo, hi });
+    if (this.writes.length > KEPT_WRITES) this.writes.shift();
+  }
+
+  /**
+   * Whether a write since `version` touched elements lo…hi. Only the latest writes keep their
+   * ranges: past those, any write counts.
+   */
+  writtenSince(version: number, lo: number, hi: number): boolean {
+    if (version === this.version) return false;
+    if (this.writes.length === 0 || this.writes[0].version > version + 1) return true;
+    return this.writes.some((w) => w.version > version && w.lo <= hi && lo <= w.hi);
+  }
+
   retain(): this {
     if (this.refs <= 0) throw new Error('internal: retaining a freed storage');
     this.refs++;
@@ -106,6 +125,9 @@ export class Storage {
     }
   }
 }
+
+/** In-place writes whose ranges a storage remembers (a KV cache writes one slice per token). */
+const KEPT_WRITES = 16;
 
 interface Deferred {
   reads: Storage[];

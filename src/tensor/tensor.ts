@@ -4,7 +4,7 @@
 import { runtime } from '../gpu/runtime.ts';
 import { Storage, type DType, BYTES } from './storage.ts';
 import { type Expr, exprStorages, mapLeaves } from './expr.ts';
-import { contiguousStrides, fmt, numel, reshapeStrides, sameShape as sameShapes, type Shape } from './shape.ts';
+import { contiguousStrides, fmt, numel, reshapeStrides, sameShape as sameShapes, type Shape, viewExtent } from './shape.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
 import { decodeHalves } from './half.ts';
 import { track } from './scope.ts';
@@ -99,6 +99,11 @@ export class Tensor {
   private checkInputsUnchanged(): void {
     for (const [i, s] of this.held.entries()) {
       if (s.version === this.heldVersions[i]) continue;
+      const [lo, hi] = readExtent(this._lazy!, s, this.shape);
+      if (!s.writtenSince(this.heldVersions[i], lo, hi)) {
+        this.heldVersions[i] = s.version; // the writes since missed every element read
+        continue;
+      }
       throw new Error(
         `tensor #${this.id}${this.name ? ` (${this.name})` : ''} of shape ${fmt(this.shape)} is an unevaluated expression over a buffer that was written in place ` +
           `(assign/assignMany, e.g. an optimizer step) after it was built, so the values it was built from are gone. ` +
@@ -259,4 +264,25 @@ export class Tensor {
   toString(): string {
     return `Tensor#${this.id}(${fmt(this.shape)}, ${this.dtype}${this._lazy ? ', lazy' : ''}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
+}
+
+/** The lowest and highest element of `storage` that the leaves of `e` (over `shape`) read. */
+function readExtent(e: Expr, storage: Storage, shape: readonly number[]): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const seen = new Set<Expr>();
+  const walk = (x: Expr): void => {
+    if (seen.has(x)) return;
+    seen.add(x);
+    if (x.k === 'leaf') {
+      if (x.storage !== storage) return;
+      const [a, b] = viewExtent(shape, x.strides, x.offset);
+      lo = Math.min(lo, a);
+      hi = Math.max(hi, b);
+    } else if (x.k === 'un') walk(x.a);
+    else if (x.k === 'bin') (walk(x.a), walk(x.b));
+    else if (x.k === 'where') (walk(x.c), walk(x.a), walk(x.b));
+  };
+  walk(e);
+  return [lo, hi];
 }

@@ -2,8 +2,9 @@
 // its inputs' buffers until something reads it; an in-place write (assign, assignMany) into one of
 // those buffers must never change it silently. Like PyTorch, the value assigned stays readable
 // (x ← x + 10 leaves `x + 10` holding what x now holds); anything else built from the old contents
-// and read after the write fails with a message saying to realise it first. Views of realised
-// tensors alias their storage, as PyTorch views do.
+// and read after the write fails with a message saying to realise it first. A write into one
+// slice leaves expressions over other elements of the buffer valid (a KV cache fills one position
+// at a time). Views of realised tensors alias their storage, as PyTorch views do.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 
@@ -82,5 +83,26 @@ describe('in-place writes under lazy expressions', () => {
     const c = E.add(s, 1);
     E.assign(s, c);
     expect(await values(c)).toEqual([5]);
+  });
+
+  it('a write into one slice leaves expressions over other elements valid, not those over the slice', async () => {
+    const cache = E.tensor(Float32Array.from({ length: 8 }, (_, i) => i), [2, 4]);
+    const firstRow = E.mul(E.slice(cache, [[0, 1], null]), 10);
+    const column = E.add(E.slice(cache, [null, [3, 4]]), 0.5); // reads both rows
+    expect(firstRow.isLazy && column.isLazy).toBe(true);
+    E.assign(E.slice(cache, [[1, 2], null]), -1);
+    expect(await values(firstRow)).toEqual([0, 10, 20, 30]);
+    await expect(values(column)).rejects.toThrow(/written in place/);
+    expect(await values(cache)).toEqual([0, 1, 2, 3, -1, -1, -1, -1]);
+  });
+
+  it('past the writes whose ranges a buffer keeps (16), any later write makes an expression stale', async () => {
+    const buf = E.tensor(Float32Array.from({ length: 40 }, (_, i) => i), [40]);
+    const head = E.mul(E.slice(buf, [[0, 2]]), 2);
+    for (let i = 20; i < 38; i++) E.assign(E.slice(buf, [[i, i + 1]]), 0);
+    expect(() => E.add(head, 0)).toThrow(/written in place/);
+    const head2 = E.mul(E.slice(buf, [[0, 2]]), 2);
+    for (let i = 20; i < 30; i++) E.assign(E.slice(buf, [[i, i + 1]]), 0);
+    expect(await values(head2)).toEqual([0, 2]);
   });
 });
