@@ -109,15 +109,15 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   fusable(a);
   fusable(b);
-  fitInputs([a, b]);
-  return limitInputs(lazyResult({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b)));
+  const reads = fitInputs([a, b]);
+  return limitInputs(lazyResult({ k: 'bin', op, a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b)), reads);
 }
 
 export function where(c: Tensor, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes('where', c.shape, a.shape, b.shape);
   [c, a, b].forEach(fusable);
-  fitInputs([c, a, b]);
-  return limitInputs(lazyResult({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b)));
+  const reads = fitInputs([c, a, b]);
+  return limitInputs(lazyResult({ k: 'where', c: broadcastExpr(c, shape), a: broadcastExpr(a, shape), b: broadcastExpr(b, shape) }, shape, resultDtype(a, b)), reads);
 }
 
 /** Storage bindings one fused kernel may use for its inputs: the output and a few windowed bindings keep a margin. */
@@ -129,21 +129,25 @@ function bindableInputs(): number {
  * Operands whose expressions together read more distinct buffers than one kernel may bind: the
  * operands reading the most are realised (in place) until the rest fit, because realising the
  * merged result instead would need a kernel binding them all. Rare: each operand already reads at
- * most MAX_FUSED_INPUTS, so this acts only on adapters with few storage bindings.
+ * most MAX_FUSED_INPUTS, so this acts only on adapters with few storage bindings. Returns how
+ * many distinct buffers the operands (and so their result) read.
  */
-function fitInputs(operands: Tensor[]): void {
+function fitInputs(operands: Tensor[]): number {
   const max = bindableInputs();
-  const reads = () => new Set(operands.flatMap((t) => [...exprStorages(t.expr())]));
-  while (reads().size > max) {
+  const readsOf = () => operands.reduce((set, t) => exprStorages(t.expr(), set), new Set<Storage>()).size;
+  let reads = readsOf();
+  while (reads > max) {
     const widest = operands.filter((t) => t.isLazy).sort((x, y) => exprStorages(y.expr()).size - exprStorages(x.expr()).size)[0];
     if (!widest) break; // realised operands read one buffer each: at most three
     widest.realize();
+    reads = readsOf();
   }
+  return reads;
 }
 
 /** A result reading more than MAX_FUSED_INPUTS buffers is realised now (it fits one kernel: see fitInputs). */
-function limitInputs(t: Tensor): Tensor {
-  if (exprStorages(t.expr()).size > Math.min(MAX_FUSED_INPUTS, bindableInputs())) t.realize();
+function limitInputs(t: Tensor, reads: number): Tensor {
+  if (reads > Math.min(MAX_FUSED_INPUTS, bindableInputs())) t.realize();
   return t;
 }
 
