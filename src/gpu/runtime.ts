@@ -168,9 +168,9 @@ class Runtime {
 
   /**
    * Records one dispatch. `params` are 32-bit words (write floats through a Float32Array view of
-   * the same ArrayBuffer); they arrive as binding 0, the buffers as bindings 1, 2, ...
+   * the same ArrayBuffer); they arrive as binding 0, the buffers as bindings 1, 2, ... `detail`
+   * (e.g. a matmul's shape) joins the kernel's label in profiles; build it only when `profiling`.
    */
-  /** `detail` (e.g. a matmul's M×K×N) joins the kernel's label in profiles; build it only when `profiling`. */
   dispatch(pipe: GPUComputePipeline, params: Uint32Array, buffers: Binding[], workgroups: [number, number?, number?], detail?: string): void {
     // Deferred kernels that read a buffer this one writes are recorded first (they may dispatch).
     for (const i of writtenBindings.get(pipe) ?? []) {

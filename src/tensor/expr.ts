@@ -35,14 +35,19 @@ export function exprSize(e: Expr, seen = new Set<Expr>()): number {
   }
 }
 
-/** Distinct storages an expression reads. */
-export function exprStorages(e: Expr, out = new Set<Storage>(), seen = new Set<Expr>()): Set<Storage> {
-  if (seen.has(e)) return out;
+/** Calls `f` on each leaf of `e` once (shared subtrees are visited once). */
+export function forEachLeaf(e: Expr, f: (leaf: Extract<Expr, { k: 'leaf' }>) => void, seen = new Set<Expr>()): void {
+  if (seen.has(e)) return;
   seen.add(e);
-  if (e.k === 'leaf') out.add(e.storage);
-  else if (e.k === 'un') exprStorages(e.a, out, seen);
-  else if (e.k === 'bin') (exprStorages(e.a, out, seen), exprStorages(e.b, out, seen));
-  else if (e.k === 'where') (exprStorages(e.c, out, seen), exprStorages(e.a, out, seen), exprStorages(e.b, out, seen));
+  if (e.k === 'leaf') f(e);
+  else if (e.k === 'un') forEachLeaf(e.a, f, seen);
+  else if (e.k === 'bin') (forEachLeaf(e.a, f, seen), forEachLeaf(e.b, f, seen));
+  else if (e.k === 'where') (forEachLeaf(e.c, f, seen), forEachLeaf(e.a, f, seen), forEachLeaf(e.b, f, seen));
+}
+
+/** Distinct storages an expression reads (added to `out`). */
+export function exprStorages(e: Expr, out = new Set<Storage>()): Set<Storage> {
+  forEachLeaf(e, (leaf) => out.add(leaf.storage));
   return out;
 }
 

@@ -16,7 +16,7 @@ export class Storage {
   refs = 1;
   /**
    * Counts the in-place writes into this storage (assign, assignMany). A lazy tensor notes the
-   * versions of what it reads and refuses to run once one has moved on: its inputs are gone.
+   * versions of what it reads and refuses to run once a later write touched elements it reads.
    */
   version = 0;
   /** The element ranges [lo, hi] of the latest in-place writes, with the version each made. */

@@ -3,7 +3,7 @@
 // here; the graph logic lives in src/autograd.
 import { runtime } from '../gpu/runtime.ts';
 import { Storage, type DType, BYTES } from './storage.ts';
-import { type Expr, exprStorages, mapLeaves } from './expr.ts';
+import { type Expr, exprStorages, forEachLeaf, mapLeaves } from './expr.ts';
 import { contiguousStrides, fmt, numel, reshapeStrides, sameShape as sameShapes, type Shape, viewExtent } from './shape.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
 import { decodeHalves } from './half.ts';
@@ -270,19 +270,11 @@ export class Tensor {
 function readExtent(e: Expr, storage: Storage, shape: readonly number[]): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
-  const seen = new Set<Expr>();
-  const walk = (x: Expr): void => {
-    if (seen.has(x)) return;
-    seen.add(x);
-    if (x.k === 'leaf') {
-      if (x.storage !== storage) return;
-      const [a, b] = viewExtent(shape, x.strides, x.offset);
-      lo = Math.min(lo, a);
-      hi = Math.max(hi, b);
-    } else if (x.k === 'un') walk(x.a);
-    else if (x.k === 'bin') (walk(x.a), walk(x.b));
-    else if (x.k === 'where') (walk(x.c), walk(x.a), walk(x.b));
-  };
-  walk(e);
+  forEachLeaf(e, (leaf) => {
+    if (leaf.storage !== storage) return;
+    const [a, b] = viewExtent(shape, leaf.strides, leaf.offset);
+    lo = Math.min(lo, a);
+    hi = Math.max(hi, b);
+  });
   return [lo, hi];
 }
