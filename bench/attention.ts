@@ -6,17 +6,22 @@
 // `await runtime.sync()` calls, best of --rounds batches (a busy neighbour only slows a batch
 // down). Besides wall time we report the CPU time of lavapipe's two worker threads, which is
 // steadier on a shared machine. Shaders are compiled by a warm-up call first.
-// Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1).
+// Options: --quick (tiny shapes only), --rounds=N (default 3), --seconds=S per batch (default 1),
+// --kernel=subgroup|tiled (the fused forward kernel; default: the adapter's, see kernels/attention.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { describeAdapter, grad, hvp, initOrExit, manualSeed, mul, randn, sum, type Tensor } from '../src/index.ts';
 import { causalAttention, setAttentionStrategy, type AttentionStrategy } from '../src/nn/index.ts';
+import { setAttentionKernel, type AttentionKernel } from '../src/tensor/kernels/attention.ts';
 import { alternate, compareTinyTrainingStep, fmtTiming, slowdown } from './alternate.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const rounds = Number(args.find((a) => a.startsWith('--rounds='))?.split('=')[1] ?? 3);
 const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? 1);
+const kernel = (args.find((a) => a.startsWith('--kernel='))?.split('=')[1] ?? 'auto') as AttentionKernel;
+if (!['auto', 'subgroup', 'tiled'].includes(kernel)) throw new Error(`--kernel must be subgroup or tiled, got ${kernel}`);
+setAttentionKernel(kernel);
 
 const shapes: [number, number, number, number][] = [
   [8, 4, 64, 32],
@@ -28,6 +33,7 @@ const strategies: AttentionStrategy[] = ['fused', 'composed'];
 const ctxInfo = await initOrExit();
 manualSeed(7);
 console.log(`adapter: ${describeAdapter(ctxInfo)}   cores: ${os.cpus().length}   load: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`fused forward kernel: ${kernel}`);
 console.log('best of', rounds, 'alternating batches; ms per call, wall (worker-thread CPU)\n');
 
 const results: Record<string, unknown>[] = [];
@@ -57,5 +63,5 @@ setAttentionStrategy('auto');
 
 mkdirSync('bench/out', { recursive: true });
 const file = `bench/out/attention-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ adapter: describeAdapter(ctxInfo), load: os.loadavg(), results }, null, 2));
+writeFileSync(file, JSON.stringify({ adapter: describeAdapter(ctxInfo), kernel, load: os.loadavg(), results }, null, 2));
 console.log(`\nwrote ${file}`);

@@ -6,7 +6,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
 import { bindingLimit } from '../gpu/runtime.ts';
 import { sizeClass } from '../gpu/pool.ts';
-import { fusedAttentionSupported, MAX_FUSED_HEAD_DIM } from '../tensor/kernels/attention.ts';
+import { MAX_FUSED_HEAD_DIM } from '../tensor/kernels/attention.ts';
 import { fullp, lowp } from './autocast.ts';
 
 const { add, mul, sub, div, tanh, sum, mean, rsqrt, where, logsumexp, takeAlongLastAxis, matmul, softmax, reshape, causalMask } = ops;
@@ -88,7 +88,9 @@ export let lastAttention: 'fused' | 'composed' | 'none' = 'none';
  * No position sees the future. Two implementations with the same derivatives of every order:
  * the fused kernel (ops.fusedCausalAttention) and the composition below.
  *
- * 'auto' takes the fused one wherever it runs: it won at every shape measured. `npm run
+ * 'auto' takes the fused one wherever it fits (head size ≤ 64, f32, one binding per operand). On
+ * lavapipe (its subgroup kernel) it won at every shape measured; on GPUs (its tiled kernel) it
+ * also keeps the [B, H, T, T] probabilities out of the saved graph, not yet timed there. `npm run
  * bench:attention -- --rounds=2` on the 2-core lavapipe machine (2026-11-24, load ≈ 6), ms per
  * call of lavapipe worker-thread CPU (the steadier figure on a shared machine), fused vs composed:
  *   [8, 4, 64, 32]     forward 1.0 vs 14.6 (14×)    forward+backward 9.4 vs 29.3 (3.1×)    HVP 47 vs 76 (1.6×)
@@ -120,9 +122,9 @@ export interface AttentionDropout {
   gen: ops.Generator;
 }
 
-/** Whether this adapter runs the fused kernel, the head size and dtype are its, and every operand fits one storage binding. */
+/** Whether the head size and dtype are the fused kernel's and every operand fits one storage binding. */
 function fusedAttentionFits(q: Tensor, k: Tensor, v: Tensor): boolean {
-  if (!fusedAttentionSupported() || q.shape[3] > MAX_FUSED_HEAD_DIM || [q, k, v].some((t) => t.dtype !== 'f32')) return false;
+  if (q.shape[3] > MAX_FUSED_HEAD_DIM || [q, k, v].some((t) => t.dtype !== 'f32')) return false;
   const limit = bindingLimit();
   if (q.size * 4 > limit) return false;
   return [q, k, v].every((t) => t.isLazy || t.layout().storage.buffer.size <= limit);

@@ -1,19 +1,38 @@
 // The fused causal-attention op (one forward kernel, backward in engine ops) against the float64
 // reference: values and row logsumexp on odd shapes, causality, gradients, exact HVPs (the
 // backward's saved logsumexp must not be a constant), and agreement with the composed version.
+// Each test runs with both forward kernels: the subgroup one (lavapipe, CI; skipped elsewhere)
+// and the tiled one for GPUs (forced here, it runs on any adapter).
 import { afterAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import * as N from '../../src/nn/index.ts';
 import * as raw from '../../src/tensor/ops.ts';
-import { fusedAttentionSupported } from '../../src/tensor/kernels/attention.ts';
+import { lastAttentionKernel, setAttentionKernel, subgroupKernelRuns } from '../../src/tensor/kernels/attention.ts';
 import * as R from '../../src/reference/ndarray.ts';
 import { NDArray } from '../../src/reference/ndarray.ts';
 import { expectClose, fdGrad, fdHvp, randomArray, toGpu } from '../helpers.ts';
 
 await E.init();
-// The fused kernel needs 8-lane subgroups (lavapipe, CI); elsewhere these tests show as skipped.
-const itFused = it.runIf(fusedAttentionSupported());
-afterAll(() => N.setAttentionStrategy('auto'));
+afterAll(() => {
+  N.setAttentionStrategy('auto');
+  setAttentionKernel('auto');
+});
+
+const KERNELS = ['subgroup', 'tiled'] as const;
+/** One it() per forward kernel, with that kernel forced; checks it is the one that ran. */
+function itFused(name: string, body: () => Promise<void>): void {
+  for (const kernel of KERNELS) {
+    it.runIf(kernel === 'tiled' || subgroupKernelRuns())(`${name} (${kernel} kernel)`, async () => {
+      setAttentionKernel(kernel);
+      try {
+        await body();
+        expect(lastAttentionKernel).toBe(kernel);
+      } finally {
+        setAttentionKernel('auto');
+      }
+    });
+  }
+}
 
 /** Scaled, causally masked scores of the f64 reference, and softmax(·)·v. */
 function refScores(q: NDArray, k: NDArray): NDArray {
@@ -27,8 +46,9 @@ const refAttention = (q: NDArray, k: NDArray, v: NDArray) => R.matmul(R.softmax(
 const inputs = (shape: number[], seed: number) => [randomArray(shape, seed, -2, 2), randomArray(shape, seed + 1, -2, 2), randomArray(shape, seed + 2)];
 
 describe('fused causal attention: forward', () => {
-  // T = 1; T not a multiple of the 16-row block; D = 32 and 64; D not a multiple of 4 (scalar loads).
-  const shapes = [[2, 1, 1, 32], [2, 3, 21, 32], [1, 2, 37, 64], [1, 2, 9, 3]];
+  // T = 1; T not a multiple of the 16-row block; D = 32 and 64; D not a multiple of 4 (scalar
+  // loads); T over two of the tiled kernel's 64-row blocks and several 32-key tiles.
+  const shapes = [[2, 1, 1, 32], [2, 3, 21, 32], [1, 2, 37, 64], [1, 2, 9, 3], [1, 1, 150, 8]];
   for (const shape of shapes) {
     itFused(`[${shape}] matches softmax(q·kᵀ/√D, causal)·v and its row logsumexp in float64`, async () => {
         const [q, k, v] = inputs(shape, shape[2]);
@@ -68,7 +88,7 @@ describe('fused causal attention: forward', () => {
     expect(() => N.causalAttention(a, E.zeros([1, 2, 6, 4]), a)).toThrow(/q, k and v must all be \[B, H, T, D\] of the same shape, got q \[1, 2, 5, 4\], k \[1, 2, 6, 4\]/);
     expect(() => E.fusedCausalAttention(E.zeros([2, 5, 4]), E.zeros([2, 5, 4]), E.zeros([2, 5, 4]))).toThrow(/\[B, H, T, D\]/);
   });
-  itFused('heads larger than the fused kernel takes: the op says so, nn.causalAttention composes', async () => {
+  it('heads larger than the fused kernel takes: the op says so, nn.causalAttention composes', async () => {
     const big = E.zeros([1, 1, 3, 80]);
     expect(() => E.fusedCausalAttention(big, big, big)).toThrow(/head sizes 1…64, got D = 80/);
     N.setAttentionStrategy('auto');

@@ -1,10 +1,15 @@
-// Fused causal attention forward (shaders/attention.wgsl): out [B, H, T, D] contiguous and the
-// logsumexp of each row's scaled, masked scores [B, H, T], from strided q, k, v views whose last
-// axis is contiguous (GPT-2's heads are permuted views of one qkv buffer: no copies).
+// Fused causal attention forward: out [B, H, T, D] contiguous and the logsumexp of each row's
+// scaled, masked scores [B, H, T], from strided q, k, v views whose last axis is contiguous
+// (GPT-2's heads are permuted views of one qkv buffer: no copies).
 //
-// The kernel needs 8-lane subgroups whose lanes are the workgroup's 8 invocations (lavapipe);
-// fusedAttentionSupported() says whether this adapter has them. D is baked into the shader, so
-// each head size compiles its own pipeline (GPT-2 uses one).
+// Two kernels, the same results:
+// - "subgroup" (shaders/attention.wgsl), for lavapipe: one 8-lane subgroup per 16 query rows,
+//   k/v rows handed between lanes by subgroupShuffle. Needs subgroups whose 8 lanes are the
+//   workgroup's 8 invocations.
+// - "tiled" (shaders/attention_tiled.wgsl), for everything else (GPUs): 64 invocations per 64 query
+//   rows, k/v tiles in workgroup memory. Core WebGPU only, so it runs on any adapter; on lavapipe
+//   tests force it with setAttentionKernel('tiled').
+// D is baked into both shaders, so each head size compiles its own pipeline (GPT-2 uses one).
 import { ctx } from '../../gpu/device.ts';
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
@@ -23,31 +28,50 @@ export interface AttnOperand {
  */
 export const MAX_FUSED_HEAD_DIM = 64;
 
-let supported: boolean | null = null;
+export type AttentionKernel = 'auto' | 'subgroup' | 'tiled';
+let kernelChoice: AttentionKernel = 'auto';
 
-export function fusedAttentionSupported(): boolean {
-  if (supported !== null) return supported;
-  const c = ctx();
-  const info = c.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  supported = c.hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
-  return supported;
+/** Forces one forward kernel (tests, benchmarks); 'subgroup' still falls back to 'tiled' where it cannot run. */
+export function setAttentionKernel(k: AttentionKernel): void {
+  kernelChoice = k;
 }
 
-/** Query rows per lane (see shaders/attention.wgsl for the measurements behind 2). */
-const R = 2;
-const ROWS = 8 * R;
+/** The kernel the last attentionKernel call ran (tests check that both ran). */
+export let lastAttentionKernel: 'subgroup' | 'tiled' | 'none' = 'none';
+
+let subgroupOk: boolean | null = null;
+
+/** Whether this adapter has the 8-lane subgroups the lavapipe kernel needs. */
+export function subgroupKernelRuns(): boolean {
+  if (subgroupOk !== null) return subgroupOk;
+  const c = ctx();
+  const info = c.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  subgroupOk = c.hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+  return subgroupOk;
+}
+
+/** Query rows per invocation and invocations per workgroup of each kernel. */
+const SHAPES = {
+  // Measured on lavapipe: see shaders/attention.wgsl for why 2 rows per lane.
+  subgroup: { R: 2, WG: 8 },
+  // First guesses, not yet tuned on a GPU (none lent so far): 64 rows per workgroup, 32-key tiles.
+  tiled: { R: 1, WG: 64 },
+} as const;
+const TILE_KEYS = 32;
 
 const sources = new Map<string, string>();
 
 /**
- * The shader for head size D: per-row and per-element statements unrolled, elements ≥ D left
- * out. With `vec4`, q, k, v are bound as vec4 arrays (one load per 4 floats: D % 4 = 0 and every
- * offset and stride a multiple of 4).
+ * The shader of `kind` for head size D: per-row and per-element statements unrolled, elements
+ * ≥ D left out. With `vec4`, q, k, v are bound as vec4 arrays (one load per 4 floats: D % 4 = 0
+ * and every offset and stride a multiple of 4).
  */
-export function attentionSource(D: number, vec4: boolean): string {
-  const key = `${D}/${vec4}`;
+export function attentionSource(kind: 'subgroup' | 'tiled', D: number, vec4: boolean): string {
+  const key = `${kind}/${D}/${vec4}`;
   let s = sources.get(key);
   if (s) return s;
+  const { R, WG } = SHAPES[kind];
+  const ROWS = R * WG;
   const D4 = Math.ceil(D / 4);
   const chunks = Array.from({ length: D4 }, (_, c) => c);
   const rows = Array.from({ length: R }, (_, r) => r);
@@ -57,8 +81,9 @@ export function attentionSource(D: number, vec4: boolean): string {
       ? `${buf}[${base} + ${c}u]`
       : `vec4<f32>(${[0, 1, 2, 3].map((e) => (4 * c + e < D ? `${buf}[${base} + ${4 * c + e}u]` : '0.0')).join(', ')})`;
   const each = (f: (c: number) => string) => chunks.map(f).join('\n');
+  const lane = kind === 'subgroup' ? 'lane' : 't';
   const initRow = (r: number) => [
-    `  let i${r} = wid.x * ${ROWS}u + ${8 * r}u + lane;`,
+    `  let i${r} = wid.x * ${ROWS}u + ${WG * r}u + ${lane};`,
     `  let row${r} = min(i${r}, T - 1u);`,
     `  let qr${r} = qb + row${r} * P(5u);`,
     each((c) => `  let q${r}_${c} = ${load('q', `qr${r}`, c)} * scale;`),
@@ -66,9 +91,12 @@ export function attentionSource(D: number, vec4: boolean): string {
     `  var m${r} = NEG;`,
     `  var l${r} = 0.0;`,
   ].join('\n');
+  // The subgroup kernel rescales when any lane's row needs it (one uniform branch); the tiled
+  // kernel's invocations decide for themselves.
+  const needsRescale = (r: number) => (kind === 'subgroup' ? `subgroupAny(s${r} > m${r} + 8.0)` : `s${r} > m${r} + 8.0`);
   const perKeyRow = (r: number) => [
-    `      let s${r} = select(${chunks.map((c) => `dot(q${r}_${c}, kk${c})`).join(' + ')}, NEG, j0 + jj > row${r});`,
-    `      if (subgroupAny(s${r} > m${r} + 8.0)) {`,
+    `      let s${r} = select(${chunks.map((c) => `dot(q${r}_${c}, kk${c})`).join(' + ')}, NEG, j > row${r});`,
+    `      if (${needsRescale(r)}) {`,
     `        let mNew = max(m${r}, s${r});`,
     `        let corr = exp(m${r} - mNew);`,
     `        l${r} *= corr;`,
@@ -87,7 +115,7 @@ export function attentionSource(D: number, vec4: boolean): string {
     `    lse[bh * T + i${r}] = m${r} + log(l${r});`,
     `  }`,
   ].join('\n');
-  s = fillTemplate('attention', {
+  const common = {
     PARAMS: paramsBlock(16),
     ELEM: vec4 ? 'vec4<f32>' : 'f32',
     D,
@@ -95,21 +123,47 @@ export function attentionSource(D: number, vec4: boolean): string {
     R,
     ROWS,
     INIT_ROWS: rows.map(initRow).join('\n'),
-    LOAD_KV: [each((c) => `    let k${c} = ${load('k', 'kr', c)};`), each((c) => `    let v${c} = ${load('v', 'vr', c)};`)].join('\n'),
-    PER_KEY: [
-      each((c) => `      let kk${c} = subgroupShuffle(k${c}, jj);`),
-      each((c) => `      let vv${c} = subgroupShuffle(v${c}, jj);`),
-      ...rows.map(perKeyRow),
-    ].join('\n'),
     STORE: rows.map(storeRow).join('\n'),
-  });
+  };
+  if (kind === 'subgroup') {
+    s = fillTemplate('attention', {
+      ...common,
+      LOAD_KV: [each((c) => `    let k${c} = ${load('k', 'kr', c)};`), each((c) => `    let v${c} = ${load('v', 'vr', c)};`)].join('\n'),
+      PER_KEY: [
+        `      let j = j0 + jj;`,
+        each((c) => `      let kk${c} = subgroupShuffle(k${c}, jj);`),
+        each((c) => `      let vv${c} = subgroupShuffle(v${c}, jj);`),
+        ...rows.map(perKeyRow),
+      ].join('\n'),
+    });
+  } else {
+    // chunkK/chunkV: elements 4c … 4c+3 of a k or v row with c only known at run time.
+    const chunkFn = (buf: string) =>
+      vec4
+        ? `fn chunk${buf.toUpperCase()}(base: u32, c: u32) -> vec4<f32> { return ${buf}[base + c]; }`
+        : [
+            `fn chunk${buf.toUpperCase()}(base: u32, c: u32) -> vec4<f32> {`,
+            `  var x = vec4<f32>(0.0);`,
+            `  for (var e = 0u; e < 4u; e++) { if (4u * c + e < ${D}u) { x[e] = ${buf}[base + 4u * c + e]; } }`,
+            `  return x;`,
+            `}`,
+          ].join('\n');
+    s = fillTemplate('attention_tiled', {
+      ...common,
+      WG,
+      BC: TILE_KEYS,
+      BC_D4: TILE_KEYS * D4,
+      LAST_ROW: `row${R - 1}`,
+      CHUNK_FNS: [chunkFn('k'), chunkFn('v')].join('\n'),
+      PER_KEY: [each((c) => `      let kk${c} = ks[jj * ${D4}u + ${c}u];`), each((c) => `      let vv${c} = vs[jj * ${D4}u + ${c}u];`), ...rows.map(perKeyRow)].join('\n'),
+    });
+  }
   sources.set(key, s);
   return s;
 }
 
 /** Runs the fused forward; returns new storages out [B·H·T·D] and lse [B·H·T]. */
 export function attentionKernel(q: AttnOperand, k: AttnOperand, v: AttnOperand, B: number, H: number, T: number, D: number): { out: Storage; lse: Storage } {
-  if (!fusedAttentionSupported()) throw new Error('fused causal attention needs an adapter with 8-lane subgroups (lavapipe); nn.causalAttention uses the composed op elsewhere');
   if (D < 1 || D > MAX_FUSED_HEAD_DIM) throw new Error(`fused causal attention supports head sizes 1…${MAX_FUSED_HEAD_DIM}, got D = ${D}; nn.causalAttention uses the composed op for larger heads`);
   const out = Storage.allocate(B * H * T * D, 'f32');
   const lse = Storage.allocate(B * H * T, 'f32');
@@ -120,7 +174,10 @@ export function attentionKernel(q: AttnOperand, k: AttnOperand, v: AttnOperand, 
   const words = new Uint32Array(16);
   words.set([T, H, ...[q, k, v].flatMap((o) => [o.offset, ...o.strides].map((w) => w / unit))]);
   new Float32Array(words.buffer)[14] = 1 / Math.sqrt(D);
-  const pipe = pipeline(attentionSource(D, vec4), `attention_d${D}${vec4 ? '_vec4' : ''}`);
+  const kind = kernelChoice !== 'tiled' && subgroupKernelRuns() ? 'subgroup' : 'tiled';
+  lastAttentionKernel = kind;
+  const ROWS = SHAPES[kind].R * SHAPES[kind].WG;
+  const pipe = pipeline(attentionSource(kind, D, vec4), `attention_${kind}_d${D}${vec4 ? '_vec4' : ''}`);
   const bindings = [out, lse, q.storage, k.storage, v.storage].map((s) => ({ buffer: s.buffer }));
   // wid.y carries (batch, head); more than 65,535 of them go in several dispatches.
   for (let bh0 = 0; bh0 < B * H; bh0 += 65535) {
