@@ -11,12 +11,16 @@
 // A is read through its strides (either may be 1: Aᵀ operands arrive as strides; the batch stride
 // may be 0). load4 is either a strided gather or, when rows are contiguous and 16-byte aligned with
 // K % 4 == 0, one vec4 load (matmul.ts picks the variant). Each invocation writes 4 texels (k4 =
-// 4·(x / {{R}}) + j, j < 4, row r = x % {{R}}): textureStore, not the loads, dominates the cost, and
-// per-invocation overhead is amortised. x: see above, y: row tile, z: batch within this chunk.
+// 4·(x / {{R}}) + j, j < 4, row r = x % {{R}}), amortising per-invocation overhead.
+// The destination (the DST and STORE placeholders) is either the texture itself (textureStore) or a storage
+// buffer of texels in the same order that matmul.ts then copies into the texture: on lavapipe a
+// textureStore costs more than the buffer store and the copy together (packing a [512, 50257]
+// operand: 125 ms vs 45 + 15 ms), so the buffer is used wherever it fits one binding.
+// x: see above, y: row tile, z: batch within this chunk.
 // P: 0 M, 1 K, 2 K4, 3 aOff, 4 aBatch, 5 aRow, 6 aCol, 7 texels per batch
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read> src: array<{{ELEM}}>;
-@group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
+{{DST}}
 
 // A[row, i0 .. i0 + 3] with zeros past K (= n); `base` is the row's first element, `cs` the k stride.
 fn load4(base: u32, cs: u32, i0: u32, n: u32) -> vec4<f32> {
@@ -39,7 +43,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     if (k4 + j < K4) {
       var v = vec4<f32>(0.0);
       if (row < M) { v = load4(base, cs, (k4 + j) * 4u, K); }
-      textureStore(dst, vec2<u32>(t & 8191u, t >> 13u), v);
+      {{STORE}}
     }
     t += {{R}}u;
   }

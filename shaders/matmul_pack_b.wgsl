@@ -9,12 +9,14 @@
 // which a plain copy could make, measured 20–40 % slower in the matmul loop.)
 // B is read through its strides (either may be 1: Bᵀ operands arrive as strides; the batch stride
 // may be 0). load4 is a strided gather or, for contiguous 16-byte-aligned rows with N % 4 == 0, one
-// vec4 load. Each invocation writes 4 texels: k = 4·(x / 16) + m (m < 4), j = x % 16.
+// vec4 load. Each invocation writes 4 texels: k = 4·(x / 16) + m (m < 4), j = x % 16, to the
+// texture or to a storage buffer copied into it afterwards (the DST and STORE placeholders: see
+// matmul_pack_a.wgsl for why).
 // x: see above, y: panel, z: batch within this chunk.
 // P: 0 N, 1 K, 2 Kp, 3 bOff, 4 bBatch, 5 bRow, 6 bCol, 7 texels per batch
 {{PARAMS}}
 @group(0) @binding(1) var<storage, read> src: array<{{ELEM}}>;
-@group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
+{{DST}}
 
 // B[k, i0 .. i0 + 3] with zeros past N (= n); `base` is the row's first element, `cs` the column stride.
 fn load4(base: u32, cs: u32, i0: u32, n: u32) -> vec4<f32> {
@@ -35,7 +37,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     let k = k0 + m;
     var v = vec4<f32>(0.0);
     if (k < K && n0 < N) { v = load4(P(3u) + g.z * P(4u) + k * P(5u), cs, n0, N); }
-    textureStore(dst, vec2<u32>(t & 8191u, t >> 13u), v);
+    {{STORE}}
     t += 16u;
   }
 }

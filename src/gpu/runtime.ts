@@ -229,6 +229,14 @@ class Runtime {
     this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
+  /**
+   * Copies `rows` rows of 16-byte texels (rowTexels per row) from `src` into the top of a
+   * 2-D texture, in order with the dispatches recorded around it.
+   */
+  copyToTexture(src: GPUBuffer, dst: GPUTexture, rowTexels: number, rows: number): void {
+    this.endPass().copyBufferToTexture({ buffer: src, bytesPerRow: rowTexels * 16 }, { texture: dst }, [rowTexels, rows]);
+  }
+
   /** Uploads host data. Flushes first: writeBuffer jumps ahead of unsubmitted recorded work. */
   write(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
     beforeWrite(dst);

@@ -5,8 +5,9 @@
 // ≈ K · 2⁻²⁴ in the worst case and is ≈ 1e-7 in practice; every shape here has K ≤ 200.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { add, expand, init, matmul, mul, reshape, slice, tensor, transpose, type Tensor } from '../../src/index.ts';
-import { lastMatmulKernel, setMatmulStrategy, type MatmulStrategy } from '../../src/tensor/kernels/matmul.ts';
+import { lastMatmulKernel, setMatmulStrategy, setPackThroughBuffer, type MatmulStrategy } from '../../src/tensor/kernels/matmul.ts';
 import { ctx } from '../../src/gpu/device.ts';
+import { setBindingLimit } from '../../src/gpu/runtime.ts';
 
 const REL_TOL = 1e-5;
 
@@ -86,9 +87,16 @@ async function plain(M: number, K: number, N: number, opts: { batchA?: number; b
   for (const t of [ta, tb, c]) t.dispose();
 }
 
-for (const strategy of ['simple', 'tex', 'tiled', 'auto'] as MatmulStrategy[]) {
-  describe(`matmul, strategy ${strategy}`, () => {
-    beforeAll(() => setMatmulStrategy(strategy));
+// 'tex;textureStore': the tex kernel with its operands packed by textureStore, as it does where
+// an operand's texels exceed one storage binding (elsewhere they go through a buffer and a copy).
+for (const variant of ['simple', 'tex', 'tex;textureStore', 'tiled', 'auto'] as const) {
+  const strategy = variant.split(';')[0] as MatmulStrategy;
+  describe(`matmul, strategy ${variant}`, () => {
+    beforeAll(() => {
+      setMatmulStrategy(strategy);
+      setPackThroughBuffer(variant === strategy);
+    });
+    afterAll(() => setPackThroughBuffer(true));
     it('1×1×1', () => plain(1, 1, 1));
     it('odd sizes 17×33×5', () => plain(17, 33, 5));
     it('aligned 64×64×64', () => plain(64, 64, 64));
@@ -123,6 +131,17 @@ describe('matmul, strided and composed operands', () => {
     seen.add(lastMatmulKernel);
     await check(c, { batch: 1, rows: M, cols: K, at: (_, i, k) => big[(3 + i) * 50 + 5 + k] }, { batch: 1, rows: K, cols: N, at: (_, k, j) => big[(1 + k) * 50 + 7 + j] });
     for (const x of [t, A, B, c]) x.dispose();
+  });
+
+  it('an operand whose packed texels exceed one storage binding is packed by textureStore, the other through a buffer', async () => {
+    // A [1, 2048] pads to 32 rows: 256 KiB of texels; B [2048, 16] pads to 64 columns: 512 KiB.
+    setBindingLimit(300 * 1024);
+    try {
+      await plain(1, 2048, 16);
+      expect(lastMatmulKernel).toBe('tex(a:vec4,b:vec4;textureStore)');
+    } finally {
+      setBindingLimit(null);
+    }
   });
 
   it('both operands views of one buffer (x · xᵀ)', async () => {
@@ -212,7 +231,7 @@ describe('matmul kernel selection', () => {
     // The tiled kernel, both block sizes, each operand walked along either dimension.
     for (const T of [4, 8]) for (const a of ['k', 'm']) expected.push(`tiled${T}(a:${a},b:n)`);
     expected.push('tiled4(a:k,b:k)', 'tiled4(a:m,b:k)');
-    if (texCapable) for (const a of ['vec4', 'gather']) for (const b of ['vec4', 'gather']) expected.push(`tex(a:${a},b:${b})`);
+    if (texCapable) for (const a of ['vec4', 'gather']) for (const b of ['vec4', 'gather']) expected.push(`tex(a:${a},b:${b})`, `tex(a:${a},b:${b};textureStore)`);
     for (const v of expected) expect(seen, `variant ${v}`).toContain(v);
   });
 });

@@ -18,9 +18,11 @@
 // runtime's batch and submits its own command buffer (one extra submit, ≈ 0.1 ms, per call). It is
 // only chosen where the modelled time says it wins, which also keeps that overhead off tiny ops.
 // The two packing textures are kept between calls (grown on demand, up to 256 MiB each; not counted
-// in memoryStats()); releaseMatmulScratch() frees them.
+// in memoryStats()), as are the storage buffers the packing kernels write where they fit one
+// binding (a texel buffer copied into the texture: half the cost of storing into the texture on
+// lavapipe); releaseMatmulScratch() frees them.
 import { ctx } from '../../gpu/device.ts';
-import { pipeline, runtime } from '../../gpu/runtime.ts';
+import { bindingLimit, pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
 import { Storage } from '../storage.ts';
 
@@ -42,8 +44,9 @@ export function setMatmulStrategy(s: MatmulStrategy): void {
 }
 
 /**
- * The kernel variant the last matmulKernel call used: 'simple', or 'tex(a:…,b:…)' naming each
- * operand's packing load ('vec4' or 'gather'). Tests use it to check that every variant ran.
+ * The kernel variant the last matmulKernel call used: 'simple', 'tiled…', or 'tex(a:…,b:…)' naming
+ * each operand's packing load ('vec4' or 'gather'), with ';textureStore' where an operand was
+ * packed straight into its texture. Tests use it to check that every variant ran.
  */
 export let lastMatmulKernel = 'none';
 
@@ -223,7 +226,7 @@ class GrowTexture {
       this.tex = ctx().device.createTexture({
         size: [TEX_W, Math.min(MAX_TEXELS / TEX_W, Math.max(height, 2 ** Math.ceil(Math.log2(height))))],
         format: 'rgba32float',
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
         label: this.label,
       });
       this.view = this.tex.createView();
@@ -237,13 +240,58 @@ class GrowTexture {
   }
 }
 
+/** A storage buffer of at least `bytes` (grown, never shrunk) that packing kernels write texels to. */
+class GrowBuffer {
+  private buf: GPUBuffer | null = null;
+  constructor(private readonly label: string) {}
+  get(bytes: number): GPUBuffer {
+    if (!this.buf || this.buf.size < bytes) {
+      this.release();
+      const size = Math.min(bindingLimit(), Math.max(bytes, 2 ** Math.ceil(Math.log2(bytes))));
+      this.buf = ctx().device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: this.label });
+    }
+    return this.buf;
+  }
+  release(): void {
+    if (this.buf) runtime.flush();
+    this.buf?.destroy();
+    this.buf = null;
+  }
+}
+
 const texA = new GrowTexture('matmul-a');
 const texB = new GrowTexture('matmul-b');
+const stageA = new GrowBuffer('matmul-a-texels');
+const stageB = new GrowBuffer('matmul-b-texels');
 
-/** Frees the packing textures (they are kept between calls and regrown on demand). */
+/** Frees the packing textures and buffers (they are kept between calls and regrown on demand). */
 export function releaseMatmulScratch(): void {
-  texA.release();
-  texB.release();
+  for (const s of [texA, texB, stageA, stageB]) s.release();
+}
+
+/**
+ * Records one packing kernel into `tex`: through a texel buffer and a copy where `texels` fit one
+ * binding, else with textureStore.
+ */
+function pack(kind: 'a' | 'b', dtype: 'f32' | 'f16', vec4: boolean, words: Uint32Array, src: Storage, tex: GPUTexture, view: GPUTextureView, texels: number, grid: [number, number, number], tag?: string): boolean {
+  const rows = Math.ceil(texels / TEX_W);
+  const bytes = rows * TEX_W * 16;
+  const staged = packThroughBuffer && bytes <= bindingLimit();
+  const pipe = pipeline(source(kind, dtype, vec4, staged), `matmul-pack-${kind}`);
+  if (!staged) {
+    runtime.dispatch(pipe, words, [{ buffer: src.buffer }, { view }], grid, tag);
+    return false;
+  }
+  const stage = (kind === 'a' ? stageA : stageB).get(bytes);
+  runtime.dispatch(pipe, words, [{ buffer: src.buffer }, { buffer: stage, size: bytes }], grid, tag);
+  runtime.copyToTexture(stage, tex, TEX_W, rows);
+  return true;
+}
+
+let packThroughBuffer = true;
+/** Packs with textureStore even where a texel buffer fits (tests check that both paths agree). */
+export function setPackThroughBuffer(on: boolean): void {
+  packThroughBuffer = on;
 }
 
 /** The unrolled parts of matmul_tex.wgsl for an R × 64 tile. */
@@ -281,14 +329,21 @@ const GATHER4 = `  if (i0 + 3u < n) {
   return v;`;
 const VEC4 = '  return vec4<f32>(src[(base + i0) >> 2u]);';
 
+// The packing kernels' destination: the texture, or a texel buffer in the same order.
+const TO_TEXTURE = {
+  DST: '@group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;',
+  STORE: 'textureStore(dst, vec2<u32>(t & 8191u, t >> 13u), v);',
+};
+const TO_BUFFER = { DST: '@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;', STORE: 'dst[t] = v;' };
+
 const sourceCache = new Map<string, string>();
-/** Pack kernels per operand dtype (`dtype`), the main kernel per output dtype. */
-function source(kind: 'a' | 'b' | 'main', dtype: 'f32' | 'f16' | 'i32', vec4 = false): string {
-  const key = `${kind}${dtype}${vec4}`;
+/** Pack kernels per operand dtype (`dtype`) and destination (`staged`: a buffer), the main kernel per output dtype. */
+function source(kind: 'a' | 'b' | 'main', dtype: 'f32' | 'f16' | 'i32', vec4 = false, staged = false): string {
+  const key = `${kind}${dtype}${vec4}${staged}`;
   let s = sourceCache.get(key);
   if (!s) {
     if (kind === 'main') s = fillTemplate('matmul_tex', { PARAMS: paramsBlock(7), R, R2: 2 * R, C_TYPE: dtype, ...body() });
-    else s = fillTemplate(`matmul_pack_${kind}`, { PARAMS: paramsBlock(8), R, ELEM: vec4 ? `vec4<${dtype}>` : dtype, LOAD4: vec4 ? VEC4 : GATHER4 });
+    else s = fillTemplate(`matmul_pack_${kind}`, { PARAMS: paramsBlock(8), R, ELEM: vec4 ? `vec4<${dtype}>` : dtype, LOAD4: vec4 ? VEC4 : GATHER4, ...(staged ? TO_BUFFER : TO_TEXTURE) });
     sourceCache.set(key, s);
   }
   return s;
@@ -306,12 +361,11 @@ function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M:
   const aligned = (o: MatOperand, n: number) => o.colStride === 1 && n % 4 === 0 && o.offset % 4 === 0 && o.rowStride % 4 === 0 && o.batchStride % 4 === 0;
   const aVec = aligned(a, K);
   const bVec = aligned(b, N);
-  const pPackA = pipeline(source('a', a.storage.dtype, aVec), 'matmul-pack-a');
-  const pPackB = pipeline(source('b', b.storage.dtype, bVec), 'matmul-pack-b');
   const pMain = pipeline(source('main', out.dtype), 'matmul-tex');
   const chunk = Math.max(1, Math.min(65535, Math.floor(MAX_TEXELS / Math.max(aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, 1))));
   // Recorded with everything else: within a pass each dispatch sees the writes of the ones
   // before it, so the packing textures can be rewritten by the next product straight away.
+  let staged = true;
   for (let b0 = 0; b0 < batch; b0 += chunk) {
     const nb = Math.min(chunk, batch - b0);
     const na = aBroadcast ? 1 : nb;
@@ -320,17 +374,12 @@ function texMatmul(out: Storage, a: MatOperand, b: MatOperand, batch: number, M:
     const B = texB.get(nbB * perB);
     const words = (w: number[]) => Uint32Array.from(w);
     const tag = runtime.profiling ? shapeTag(nb, M, K, N) : undefined;
-    runtime.dispatch(pPackA, words([M, K, K4, a.offset + b0 * a.batchStride, a.batchStride, a.rowStride, a.colStride, perA]), [{ buffer: a.storage.buffer }, { view: A.view }], [
-      Math.ceil((Math.ceil(K4 / 4) * R) / 64),
-      rowTiles,
-      na,
-    ], tag);
-    runtime.dispatch(pPackB, words([N, K, Kp, b.offset + b0 * b.batchStride, b.batchStride, b.rowStride, b.colStride, perB]), [{ buffer: b.storage.buffer }, { view: B.view }], [
-      Math.ceil((K4 * 16) / 64),
-      panels,
-      nbB,
-    ], tag);
+    const aWords = words([M, K, K4, a.offset + b0 * a.batchStride, a.batchStride, a.rowStride, a.colStride, perA]);
+    const aStaged = pack('a', a.storage.dtype as 'f32' | 'f16', aVec, aWords, a.storage, A.texture, A.view, na * perA, [Math.ceil((Math.ceil(K4 / 4) * R) / 64), rowTiles, na], tag);
+    const bWords = words([N, K, Kp, b.offset + b0 * b.batchStride, b.batchStride, b.rowStride, b.colStride, perB]);
+    const bStaged = pack('b', b.storage.dtype as 'f32' | 'f16', bVec, bWords, b.storage, B.texture, B.view, nbB * perB, [Math.ceil((K4 * 16) / 64), panels, nbB], tag);
+    staged = staged && aStaged && bStaged;
     runtime.dispatch(pMain, words([M, N, K4, aBroadcast ? 0 : perA, bBroadcast ? 0 : perB, b0 * M * N, Kp * 16]), [{ buffer: out.buffer }, { view: A.view }, { view: B.view }], [panels, rowTiles, nb], tag);
   }
-  return `tex(a:${aVec ? 'vec4' : 'gather'},b:${bVec ? 'vec4' : 'gather'})`;
+  return `tex(a:${aVec ? 'vec4' : 'gather'},b:${bVec ? 'vec4' : 'gather'}${staged ? '' : ';textureStore'})`;
 }
