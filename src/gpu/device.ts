@@ -20,6 +20,8 @@ export interface GpuContext {
   limits: GPUSupportedLimits;
   hasF16: boolean;
   hasSubgroups: boolean;
+  /** Subgroups of exactly 8 lanes (lavapipe's): the tex matmul and the subgroup attention kernel need them. */
+  eightLaneSubgroups: boolean;
   /** A CPU implementation (lavapipe/llvmpipe, SwiftShader): kernels that favour few, long-running invocations win there. */
   isCpu: boolean;
 }
@@ -91,6 +93,7 @@ async function open(): Promise<GpuContext> {
     firstError ??= (ev as GPUUncapturedErrorEvent).error.message;
   });
   const set = new Set<string>(features);
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   return {
     gpu,
     adapter,
@@ -100,6 +103,7 @@ async function open(): Promise<GpuContext> {
     limits: device.limits,
     hasF16: set.has('shader-f16'),
     hasSubgroups: set.has('subgroups'),
+    eightLaneSubgroups: set.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8,
     isCpu: adapter.info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${adapter.info.device} ${adapter.info.description}`),
   };
 }

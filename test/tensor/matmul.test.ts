@@ -219,14 +219,12 @@ describe('matmul kernel selection', () => {
     await plain(4, 4, 4);
     expect(lastMatmulKernel).toBe('simple');
     await plain(192, 160, 128);
-    const info = ctx().adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-    const texCapable = ctx().hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    const texCapable = ctx().eightLaneSubgroups;
     expect(lastMatmulKernel.startsWith('tex')).toBe(texCapable);
   });
 
   it('every kernel variant ran', () => {
-    const info = ctx().adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-    const texCapable = ctx().hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    const texCapable = ctx().eightLaneSubgroups;
     const expected = ['simple'];
     // The tiled kernel, both block sizes, each operand walked along either dimension.
     for (const T of [4, 8]) for (const a of ['k', 'm']) expected.push(`tiled${T}(a:${a},b:n)`);

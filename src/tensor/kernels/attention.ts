@@ -39,15 +39,9 @@ export function setAttentionKernel(k: AttentionKernel): void {
 /** The kernel the last attentionKernel call ran (tests check that both ran). */
 export let lastAttentionKernel: 'subgroup' | 'tiled' | 'none' = 'none';
 
-let subgroupOk: boolean | null = null;
-
 /** Whether this adapter has the 8-lane subgroups the lavapipe kernel needs. */
 export function subgroupKernelRuns(): boolean {
-  if (subgroupOk !== null) return subgroupOk;
-  const c = ctx();
-  const info = c.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  subgroupOk = c.hasSubgroups && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
-  return subgroupOk;
+  return ctx().eightLaneSubgroups;
 }
 
 /** Query rows per invocation and invocations per workgroup of each kernel. */

@@ -180,9 +180,7 @@ const MAX_ROWS = 65535 * R;
 
 function texSupported(): boolean {
   const c = ctx();
-  if (!c.hasSubgroups) return false;
-  const info = c.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  return info.subgroupMinSize === 8 && info.subgroupMaxSize === 8 && c.limits.maxTextureDimension2D >= TEX_W;
+  return c.eightLaneSubgroups && c.limits.maxTextureDimension2D >= TEX_W;
 }
 
 let texOk: boolean | null = null;
