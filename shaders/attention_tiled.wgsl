@@ -17,18 +17,8 @@
 //
 // Not yet tuned on a GPU (none was lent when it was written): WG, R and BC are the first guesses
 // to revisit with `npm run bench:attention` there.
-// P: 0 T, 1 H, 2 q offset, 3 q batch stride, 4 q head stride, 5 q row stride,
-//    6..9 the same for k, 10..13 for v, 14 scale (f32 bits), 15 first (batch·head) of this dispatch
-// (offsets and strides in elements of the bound arrays: vec4s when q, k, v are read as vec4)
-{{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> q: array<{{ELEM}}>;
-@group(0) @binding(4) var<storage, read> k: array<{{ELEM}}>;
-@group(0) @binding(5) var<storage, read> v: array<{{ELEM}}>;
-
-// Masked scores: finite, so exp() of them is exactly 0 and no inf − inf can appear.
-const NEG = -3.0e38;
+// The parameter words P(i) and the bindings out, lse, q, k, v: ioBlock in src/tensor/kernels/attention.ts.
+{{IO}}
 
 var<workgroup> ks: array<vec4<f32>, {{BC_D4}}>;
 var<workgroup> vs: array<vec4<f32>, {{BC_D4}}>;

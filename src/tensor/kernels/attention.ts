@@ -56,6 +56,23 @@ const TILE_KEYS = 32;
 const sources = new Map<string, string>();
 
 /**
+ * The parameter words and bindings both kernels declare ({{IO}} in their shaders). P: 0 T, 1 H,
+ * 2 q offset, 3 q batch stride, 4 q head stride, 5 q row stride, 6..9 the same for k, 10..13 for
+ * v, 14 scale (f32 bits), 15 first (batch·head) of this dispatch; offsets and strides count
+ * elements of the bound arrays (vec4s when q, k, v are read as vec4).
+ */
+const ioBlock = (elem: string) =>
+  [
+    paramsBlock(16),
+    '@group(0) @binding(1) var<storage, read_write> out: array<f32>;',
+    '@group(0) @binding(2) var<storage, read_write> lse: array<f32>;',
+    ...['q', 'k', 'v'].map((n, i) => `@group(0) @binding(${i + 3}) var<storage, read> ${n}: array<${elem}>;`),
+    '',
+    '// Masked scores: finite, so exp() of them is exactly 0 and no inf − inf can appear.',
+    'const NEG = -3.0e38;',
+  ].join('\n');
+
+/**
  * The shader of `kind` for head size D: per-row and per-element statements unrolled, elements
  * ≥ D left out. With `vec4`, q, k, v are bound as vec4 arrays (one load per 4 floats: D % 4 = 0
  * and every offset and stride a multiple of 4).
@@ -110,8 +127,7 @@ export function attentionSource(kind: 'subgroup' | 'tiled', D: number, vec4: boo
     `  }`,
   ].join('\n');
   const common = {
-    PARAMS: paramsBlock(16),
-    ELEM: vec4 ? 'vec4<f32>' : 'f32',
+    IO: ioBlock(vec4 ? 'vec4<f32>' : 'f32'),
     D,
     D4,
     R,
