@@ -5,7 +5,7 @@
 // Every value is computed from what the buffers held *before* the call, as if all values were
 // evaluated first and written afterwards. A value built from another pair's lazy value (θ' from
 // m1 above) reuses that subtree, computed once in registers: it is never re-read from memory.
-import { type Expr } from './expr.ts';
+import { readsElsewhere } from './expr.ts';
 import { realizeMany } from './kernels/multi_output.ts';
 import { broadcastExpr, dstElementsDistinct, full, fusable, reduce, reshape, sliceView } from './ops.ts';
 import { broadcastShapes, fmt, sameShape, viewExtent } from './shape.ts';
@@ -50,7 +50,7 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: 
   // see another invocation's write: evaluate it into a temporary first, before the kernel.
   const temps: Tensor[] = [];
   const safe = exprs.map((e, i) => {
-    if (!readsDestinationElsewhere(e, layouts)) return e;
+    if (!readsElsewhere(e, layouts)) return e;
     const t = Tensor.lazy(e, shape, values[i].dtype).realize();
     temps.push(t);
     return t.expr();
@@ -71,22 +71,3 @@ export function assignMany(pairs: readonly (readonly [Tensor, Tensor])[], sums: 
   return sums.map((_, j) => reshape(sliceView(totals, [j], [j + 1]), []));
 }
 
-/** True when a leaf reads a destination's storage with a layout other than that destination's. */
-function readsDestinationElsewhere(e: Expr, layouts: ReadonlyMap<Storage, { offset: number; strides: readonly number[] }>, seen = new Set<Expr>()): boolean {
-  if (seen.has(e)) return false;
-  seen.add(e);
-  switch (e.k) {
-    case 'leaf': {
-      const d = layouts.get(e.storage);
-      return d !== undefined && (e.offset !== d.offset || e.strides.length !== d.strides.length || e.strides.some((s, i) => s !== d.strides[i]));
-    }
-    case 'un':
-      return readsDestinationElsewhere(e.a, layouts, seen);
-    case 'bin':
-      return readsDestinationElsewhere(e.a, layouts, seen) || readsDestinationElsewhere(e.b, layouts, seen);
-    case 'where':
-      return [e.c, e.a, e.b].some((x) => readsDestinationElsewhere(x, layouts, seen));
-    default:
-      return false;
-  }
-}

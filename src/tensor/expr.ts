@@ -51,6 +51,25 @@ export function exprStorages(e: Expr, out = new Set<Storage>()): Set<Storage> {
   return out;
 }
 
+/** Where a destination sits in its storage (an in-place write's view). */
+export interface Placement {
+  offset: number;
+  strides: readonly number[];
+}
+
+/**
+ * True when some leaf reads one of the destinations' storages through another layout (a
+ * transpose, a shifted slice): in an in-place kernel it would see other invocations' writes.
+ */
+export function readsElsewhere(e: Expr, destinations: ReadonlyMap<Storage, Placement>): boolean {
+  let elsewhere = false;
+  forEachLeaf(e, (leaf) => {
+    const d = destinations.get(leaf.storage);
+    elsewhere ||= d !== undefined && (leaf.offset !== d.offset || leaf.strides.length !== d.strides.length || leaf.strides.some((st, i) => st !== d.strides[i]));
+  });
+  return elsewhere;
+}
+
 /**
  * Rewrites every leaf (and index node) of `e` through `f`, preserving sharing. Views of lazy
  * tensors (broadcast, permute, slice, reshape) are implemented this way.

@@ -2,7 +2,7 @@
 // of these with its backward rule.
 import { ctx, requireF16 } from '../gpu/device.ts';
 import { runtime } from '../gpu/runtime.ts';
-import { type BinaryOp, type Expr, exprSize, exprStorages, type UnaryOp } from './expr.ts';
+import { type BinaryOp, type Expr, exprSize, exprStorages, readsElsewhere, type UnaryOp } from './expr.ts';
 import { bindingLimit } from './kernels/windows.ts';
 import { gatherRows, rowLists, scatterAddRows, scatterAddRowsDevice } from './kernels/gather.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
@@ -456,7 +456,7 @@ export function assign(dst: Tensor, value: Tensor): void {
   const { storage, offset, strides } = dst.layout();
   storage.hostIndices = null; // a host copy of the ids (scatter-add's sort) no longer holds
   if (!dstElementsDistinct(dst.shape, strides)) throw new Error(`assign: the destination view of shape ${fmt(dst.shape)} has overlapping elements (an expanded view); write into a real buffer`);
-  if (readsOtherElementsOf(e, storage, offset, strides)) {
+  if (readsElsewhere(e, new Map([[storage, { offset, strides }]]))) {
     // The value reads dst at other positions (e.g. dst ← transpose(dst)): go through a copy.
     const tmp = Tensor.lazy(e, dst.shape, dst.dtype).realize();
     realizeExpr(tmp.expr(), dst.shape, { storage, offset, strides });
@@ -470,15 +470,6 @@ export function assign(dst: Tensor, value: Tensor): void {
 
 export function dstElementsDistinct(shape: readonly number[], strides: readonly number[]): boolean {
   return shape.every((d, i) => d === 1 || strides[i] !== 0);
-}
-
-/** True when some leaf reads `storage` with a layout different from the destination's. */
-function readsOtherElementsOf(e: Expr, storage: Storage, offset: number, strides: readonly number[]): boolean {
-  if (e.k === 'leaf') return e.storage === storage && (e.offset !== offset || e.strides.some((s, i) => s !== strides[i]));
-  if (e.k === 'un') return readsOtherElementsOf(e.a, storage, offset, strides);
-  if (e.k === 'bin') return readsOtherElementsOf(e.a, storage, offset, strides) || readsOtherElementsOf(e.b, storage, offset, strides);
-  if (e.k === 'where') return [e.c, e.a, e.b].some((x) => readsOtherElementsOf(x, storage, offset, strides));
-  return false;
 }
 
 /** Writes `value` into a zero tensor of `shape` at the slice starting at `starts` (slice's adjoint). */
