@@ -46,12 +46,13 @@ export interface DownloadResult {
 }
 
 /**
- * For a file downloaded without a pinned hash: re-hash it against the SHA-256 recorded beside it
- * (`<path>.sha256`) at download time. No record, nothing to check; a mismatch is a ChecksumError.
+ * For a downloaded file: re-hash it against the SHA-256 recorded beside it (`<path>.sha256`) when
+ * it was downloaded and verified. Returns false when there is no record (nothing checked); a
+ * mismatch is a ChecksumError.
  */
-export async function checkRecordedSha256(path: string): Promise<void> {
+export async function checkRecordedSha256(path: string): Promise<boolean> {
   const recorded = await readRecord(`${path}.sha256`);
-  if (recorded === null) return;
+  if (recorded === null) return false;
   const have = await sha256File(path);
   if (have !== recorded) {
     throw new ChecksumError(
@@ -59,6 +60,7 @@ export async function checkRecordedSha256(path: string): Promise<void> {
         `i.e. the file changed since. Delete it and run again to download a fresh copy.`,
     );
   }
+  return true;
 }
 
 async function readRecord(path: string): Promise<string | null> {
@@ -220,9 +222,10 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
         `and the pin in src/data/datasets.ts must be reviewed.`,
     );
   }
+  // Record (pinned or not) before the rename: a final-named file always has its record, so
+  // every later read of it from the cache re-hashes it (readSplitText).
+  await writeFile(record, `${got}\n`, { flush: true });
   if (pin === null) {
-    // Record before the rename: a final-named file always has its record.
-    await writeFile(record, `${got}\n`, { flush: true });
     log(
       size !== null
         ? `note: ${url.split('/').pop()}: size ${size} bytes verified; no SHA-256 is pinned in this version, so the hash of this download (${got}) was recorded in ${record} and is checked on every later use.`

@@ -20,7 +20,7 @@ import {
   type WikiTextInfo,
   type WikiTextName,
 } from './datasets.ts';
-import { checkRecordedSha256, downloadFile } from './download.ts';
+import { checkRecordedSha256, downloadFile, sha256File } from './download.ts';
 import { linesToText, readParquetTextColumn } from './parquet.ts';
 import { sotuSplits } from './sotu.ts';
 
@@ -279,6 +279,26 @@ export interface ReadOptions {
   verify?: boolean;
 }
 
+/**
+ * A parquet shard's bytes: against the SHA-256 recorded when it was downloaded, or, for a copy
+ * placed by hand (--data-dir, WIKITEXT_DIR, an older cache) that is HF's file of the pinned size,
+ * against its pin in HF_PARQUET_FILES. A shard of another size is another revision of HF's
+ * conversion (or the user's own file): its rows are still checked by the line count.
+ */
+async function checkParquetFile(path: string, dataset: DatasetName, split: Split): Promise<void> {
+  if (await checkRecordedSha256(path)) return;
+  const files = dataset === 'sotu' ? [] : HF_PARQUET_FILES[dataset][split];
+  const pin = files.find((f) => path.endsWith(`/${f.path}`) || basename(path) === basename(f.path));
+  if (!pin?.sha256 || statSync(path).size !== pin.bytes) return;
+  const have = await sha256File(path);
+  if (have !== pin.sha256) {
+    throw new CorpusError(
+      `${path} has the size of Hugging Face's ${pin.path} (${pin.bytes} bytes) but SHA-256 ${have}, not its pinned ` +
+        `${pin.sha256}: the file is corrupt. Restore it from the original download (or delete it and let the job download it again).`,
+    );
+  }
+}
+
 /** The text of one split, exactly as the classic file has it (parquet rows are re-joined). */
 export async function readSplitText(corpus: Corpus, split: Split, opts: ReadOptions = {}): Promise<string> {
   const verify = opts.verify ?? true;
@@ -315,7 +335,7 @@ export async function readSplitText(corpus: Corpus, split: Split, opts: ReadOpti
     what = src.paths.join(' + ');
     const rows: string[] = [];
     for (const p of src.paths) {
-      if (verify) await checkRecordedSha256(p);
+      if (verify) await checkParquetFile(p, corpus.dataset, split);
       for (const r of await readParquetTextColumn(p)) rows.push(r);
     }
     text = linesToText(rows);

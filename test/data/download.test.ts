@@ -254,6 +254,33 @@ describe('resolveCorpus download path', () => {
     await expect(readSplitText(again, 'test')).rejects.toThrow(/recorded in .*\.sha256 when it was downloaded/);
   });
 
+  it('hash-pinned files are recorded on download too, so a cached copy that changes is caught when read', async () => {
+    // Before, only unpinned downloads left a record: a pinned file in the cache was never re-hashed.
+    server = await startFileServer(files);
+    const opts = { dataset: 'wikitext-2' as const, env: {}, cacheDir: join(tmp.dir, 'usercache-pinned'), allowDownload: true, downloadBaseUrl: server.baseUrl, remoteFiles: remote, ...quiet };
+    await resolveCorpus(opts);
+    const again = await resolveCorpus(opts);
+    const src = again.splits.test!;
+    if (src.kind !== 'parquet') throw new Error('expected parquet');
+    expect(readFileSync(`${src.paths[0]}.sha256`, 'utf8').trim()).toBe(remote.test[0]!.sha256);
+    const bytes = readFileSync(src.paths[0]!);
+    bytes[bytes.length - 9] ^= 1;
+    writeFileSync(src.paths[0]!, bytes);
+    await expect(readSplitText(again, 'test')).rejects.toThrow(/recorded in .*\.sha256 when it was downloaded/);
+  });
+
+  it("a hand-placed shard of a pinned file's size must match its pin; other sizes are another revision", async () => {
+    const pin = HF_PARQUET_FILES['wikitext-2-raw'].test[0]!;
+    const path = join(tmp.dir, 'placed', ...pin.path.split('/'));
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(path, randomBytes(pin.bytes!));
+    const corpus = { dataset: 'wikitext-2-raw' as const, title: 'WikiText-2 (raw)', origin: 'data-dir' as const, dir: join(path, '..'), splits: { test: { kind: 'parquet' as const, paths: [path] } }, banner: null };
+    await expect(readSplitText(corpus, 'test')).rejects.toThrow(/has the size of Hugging Face's wikitext-2-raw-v1\/test-00000-of-00001\.parquet .* not its pinned 5f1bea06/);
+    // One byte shorter: not HF's file, so no pin applies (the parquet reader then refuses it).
+    writeFileSync(path, randomBytes(pin.bytes! - 1));
+    await expect(readSplitText(corpus, 'test')).rejects.not.toThrow(/pinned/);
+  });
+
   it('a failed download of an explicitly requested corpus is an error that says why', async () => {
     server = await startFileServer(files);
     const bad = { ...remote, valid: [{ path: remote.valid[0]!.path, sha256: 'f'.repeat(64) }] };
