@@ -10,7 +10,8 @@
 // hyperparameters not given take the optimizer's defaults (torch.optim's for SGD, Adam, AdamW).
 // --hessian-diag adds hdiag.<name>, the mean of S estimates of the Hessian's diagonal (GNB in the
 // paper's scale, B·ĝ⊙ĝ; Hutchinson u⊙Hu with --probe vectors, Rademacher by default) at the
-// loaded weights.
+// loaded weights. N and S are positive integers: --steps 0 is refused (it would write the loaded
+// weights back as param.* and no optimizer state, which reads like a step that changed nothing).
 //
 // FILE.json: {"inputs": [[...]], "targets": [[...]]} (B×T token ids; targets may use -100 to ignore).
 import { readFileSync } from 'node:fs';
@@ -23,7 +24,8 @@ const USAGE =
   'usage: tsx examples/gpt2-inspect.ts --model DIR --tokens FILE.json --out OUT.safetensors [--hvp-vector V.safetensors]\n' +
   '       [--steps N --optimizer sgd|adam|adamw|sophia-g|sophia-h [--lr X --weight-decay X --beta1 X --beta2 X --eps X --momentum X --dampening X\n' +
   '        --nesterov --amsgrad --rho X --gamma X --hess-every K --clip-threshold X --bias-correct-h]]\n' +
-  '       [--hessian-diag gnb|hutchinson --samples S --seed N] [--probe rademacher|gaussian]';
+  '       [--hessian-diag gnb|hutchinson --samples S --seed N] [--probe rademacher|gaussian]\n' +
+  '       --steps N and --samples S are positive integers (1, 2, ...); S defaults to 1';
 const NUM = ['steps', 'lr', 'weight-decay', 'beta1', 'beta2', 'eps', 'momentum', 'dampening', 'rho', 'gamma', 'hess-every', 'clip-threshold', 'samples', 'seed'] as const;
 let args;
 try {
@@ -69,6 +71,18 @@ const num = (k: (typeof NUM)[number], dflt: number): number => {
   }
   return n;
 };
+/** A count flag: a whole number ≥ 1 (a fractional --samples would rescale the mean; 0 steps or samples write nothing useful). */
+const count = (k: 'steps' | 'samples', dflt: number): number => {
+  const n = num(k, dflt);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${k} must be a positive integer (1, 2, ...), got '${(args as Record<string, string | undefined>)[k]}'\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+};
+// Checked before the GPU and the model load, so a bad count fails at once.
+const steps = count('steps', 1);
+const samples = count('samples', 1);
 const OPTS = ['sgd', 'adam', 'adamw', 'sophia-g', 'sophia-h'];
 if (args.optimizer && !OPTS.includes(args.optimizer)) {
   console.error(`--optimizer must be one of ${OPTS.join(', ')}; got '${args.optimizer}'`);
@@ -162,7 +176,6 @@ const paramsNamed = () => model.namedParameters().map(([name, param]) => ({ name
 
 if (args['hessian-diag']) {
   const kind = args['hessian-diag'];
-  const samples = num('samples', 1);
   const gen = new E.Generator(num('seed', 0));
   const named2 = paramsNamed();
   const sum = new Map<string, E.Tensor>();
@@ -178,7 +191,6 @@ if (args['hessian-diag']) {
 }
 
 if ((args as Record<string, unknown>).steps !== undefined) {
-  const steps = num('steps', 1);
   const lr = num('lr', 1e-3);
   // Only what was given: the rest keep each optimizer's own defaults (AdamW decays 0.01, Sophia 0.1).
   const given = <K extends (typeof NUM)[number]>(k: K, key: string) => ((args as Record<string, unknown>)[k] === undefined ? {} : { [key]: num(k, 0) });

@@ -1,13 +1,13 @@
 // The inspection command end to end: its output file agrees with the PyTorch fixture.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import { functionalCall, loadGPT2 } from '../../src/nn/index.ts';
-import { readSafetensors } from '../../src/nn/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../../src/nn/safetensors.ts';
 import * as O from '../../src/optim/index.ts';
 import { expectClose } from '../helpers.ts';
 
@@ -22,6 +22,13 @@ function inspect(extra: string[]) {
     stdio: 'pipe',
   });
   return readSafetensors(out).tensors;
+}
+
+/** Runs the command on the fixture with `extra` flags to a fresh output path; returns exit status, output and whether the file was written. */
+function runFixture(extra: string[]) {
+  const out = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'out.safetensors');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', out, ...extra], { cwd: root, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, wrote: existsSync(out) };
 }
 
 describe('examples/gpt2-inspect.ts', () => {
@@ -125,5 +132,72 @@ describe('examples/gpt2-inspect.ts', () => {
     expect(run(['--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', '/tmp/x.safetensors', '--optimizer', 'adam'])).toMatch(/--steps N and --optimizer .* go together/);
     expect(run(['--model', fx + 'model', '--tokens', fx + 'tokens.json', '--out', '/tmp/x.safetensors', '--hessian-diag', 'hutchinson', '--probe', 'uniform'])).toMatch(/--probe must be rademacher or gaussian; got 'uniform'/);
     expect(run(['--model', fx + 'model', '--tokens', fx + 'model/config.json', '--out', '/tmp/x.safetensors'])).toMatch(/expected \{"inputs"/);
+  });
+  it('--steps and --samples must be positive integers: the flag, the value and what is allowed are named, and nothing is written', () => {
+    // --samples 1.5 used to divide the summed estimates by 1.5, --samples 0 wrote no hdiag at all,
+    // --steps 2.5 ran 3 steps; --steps 0 would write the loaded weights as if stepped.
+    for (const [flag, v] of [['--samples', '1.5'], ['--samples', '0'], ['--samples=-2', ''], ['--steps', '2.5'], ['--steps', '0'], ['--steps=-1', '']]) {
+      const opt = flag.startsWith('--steps') ? ['--optimizer', 'sgd'] : ['--hessian-diag', 'gnb'];
+      const r = runFixture([...(v ? [flag, v] : [flag]), ...opt]);
+      const [name, value] = v ? [flag, v] : flag.split('=');
+      expect(r.status, `${flag} ${v}`).toBe(2);
+      expect(r.stderr).toContain(`${name} must be a positive integer (1, 2, ...), got '${value}'`);
+      expect(r.wrote).toBe(false);
+    }
+    // The rule is in --help too.
+    expect(spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-inspect.ts', '--help'], { cwd: root, encoding: 'utf8' }).stdout).toMatch(/--steps N and --samples S are positive integers/);
+  });
+  it('an --hvp-vector file missing a parameter or holding a wrong shape is refused, naming the file and the tensor', () => {
+    // A vector that silently lacked a tensor (or had a transposed one) would give a wrong HVP, not an error.
+    const vec = readSafetensors(fx + 'hvp_vector.safetensors').tensors;
+    const dir = mkdtempSync(join(tmpdir(), 'inspect-vec-'));
+    const missing = new Map(vec);
+    missing.delete('h.1.mlp.c_fc.bias');
+    writeSafetensors(join(dir, 'missing.safetensors'), missing);
+    const r1 = runFixture(['--hvp-vector', join(dir, 'missing.safetensors')]);
+    expect(r1.status).not.toBe(0);
+    expect(r1.stderr).toMatch(/missing\.safetensors: missing vector for parameter 'h\.1\.mlp\.c_fc\.bias'/);
+    const wrong = new Map(vec);
+    wrong.set('ln_f.weight', { dtype: 'F32', shape: [4, 8], data: new Float32Array(32) });
+    writeSafetensors(join(dir, 'wrong.safetensors'), wrong);
+    const r2 = runFixture(['--hvp-vector', join(dir, 'wrong.safetensors')]);
+    expect(r2.status).not.toBe(0);
+    expect(r2.stderr).toMatch(/wrong\.safetensors: 'ln_f\.weight' has shape \[4,8\], the parameter \[32\]/);
+    expect(r1.wrote || r2.wrote).toBe(false);
+  });
+  it("prints finite statistics for every layer's activations and every gradient, the gradients' agreeing with the fixture", () => {
+    // The printed table is what a user reads first; it must name each layer and show its real numbers.
+    const r = runFixture([]);
+    expect(r.status, r.stderr).toBe(0);
+    const num = String.raw`(-?\d\.\d{3}e[+-]\d+)`;
+    const row = new RegExp(String.raw`^  (\S+)\s+mean\s+${num}  std ${num}  max\|x\| ${num}$`);
+    const section = (title: string) => {
+      const lines = r.stdout.split('\n');
+      const from = lines.indexOf(title) + 1;
+      const rows = new Map<string, number[]>();
+      for (let i = from; i < lines.length && lines[i] !== ''; i++) {
+        const m = row.exec(lines[i]);
+        expect(m, lines[i]).not.toBeNull();
+        rows.set(m![1], m!.slice(2).map(Number));
+      }
+      return rows;
+    };
+    const acts = section('activations');
+    expect([...acts.keys()]).toEqual(['embeddings', 'h.0', 'h.1', 'ln_f']);
+    for (const [name, [mean, std, max]] of acts) {
+      expect([mean, std, max].every(Number.isFinite), name).toBe(true);
+      expect(std > 0 && max >= Math.abs(mean), name).toBe(true);
+    }
+    const ref = readSafetensors(fx + 'reference.safetensors').tensors;
+    const grads = section('gradients');
+    expect(grads.size).toBe(28);
+    for (const [name, [, std, max]] of grads) {
+      const g = Array.from(ref.get(`grad.${name}`)!.data);
+      const mean = g.reduce((a, b) => a + b, 0) / g.length;
+      const refStd = Math.sqrt(g.reduce((a, b) => a + (b - mean) ** 2, 0) / g.length);
+      // Four significant digits are printed; the values agree to f32 and rounding.
+      expect(Math.abs(std - refStd), `${name} std`).toBeLessThanOrEqual(2e-3 * refStd);
+      expect(Math.abs(max - Math.max(...g.map(Math.abs))), `${name} max|x|`).toBeLessThanOrEqual(2e-3 * max);
+    }
   });
 });
