@@ -1,5 +1,6 @@
 // Checkpoints: everything a run needs to continue bit-identically — model weights, optimizer
-// state, data-loader position, random-generator states and how many metric rows were written.
+// state, data-loader position, random-generator states, and the metric rows written so far (a copy
+// of metrics.jsonl up to the checkpoint, so a resume restores them even if that file was lost).
 //
 // A checkpoint is a directory written whole under a temporary name, its files fsynced, then
 // renamed into place; `LATEST` (itself replaced atomically) names the newest one. A run killed at
@@ -14,6 +15,8 @@ export interface CheckpointData {
   state: Record<string, unknown>;
   /** Named tensors (model parameters and optimizer state), read back from the GPU by the caller. */
   tensors: Map<string, HostTensor>;
+  /** metrics.jsonl as it stood at this checkpoint (absent in checkpoints of older versions). */
+  metrics?: string;
 }
 
 const FORMAT = 1;
@@ -37,6 +40,7 @@ export function writeCheckpoint(root: string, data: CheckpointData, keep = 2): s
   mkdirSync(tmp);
   writeSafetensors(join(tmp, 'tensors.safetensors'), data.tensors);
   writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ format: FORMAT, step: data.step, state: data.state }));
+  if (data.metrics !== undefined) writeFileAtomic(join(tmp, 'metrics.jsonl'), data.metrics);
   fsyncDir(tmp);
   // The same step written again (a resumed run stopped before its next step) gets a fresh name:
   // replacing the folder LATEST names would leave a moment with no valid checkpoint.
@@ -65,5 +69,7 @@ export function readLatestCheckpoint(root: string): CheckpointData {
   const parsed = JSON.parse(readFileSync(statePath, 'utf8')) as { format: number; step: number; state: Record<string, unknown> };
   if (parsed.format !== FORMAT) throw new Error(`checkpoint ${dir} has format ${parsed.format}; this version reads format ${FORMAT}`);
   const { tensors } = readSafetensors(join(dir, 'tensors.safetensors'));
-  return { step: parsed.step, state: parsed.state, tensors };
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const metrics = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8') : undefined;
+  return { step: parsed.step, state: parsed.state, tensors, metrics };
 }

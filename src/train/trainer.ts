@@ -344,6 +344,8 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   let badRun = 0;
   let lastSkipped = 0;
 
+  let rows: string[] = []; // metrics.jsonl's lines so far: each checkpoint carries a copy
+
   if (resume) {
     const ck = readLatestCheckpoint(ckptDir);
     const st = ck.state as Record<string, never>;
@@ -369,15 +371,21 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     ({ step, metricRows, trainMs, estimatorMsTotal, lastLoss, lastEval } = st);
     ({ warmSteps = 0, warmMs = 0, warmEstimatorMs = 0 } = st as { warmSteps?: number; warmMs?: number; warmEstimatorMs?: number }); // older checkpoints lack them
     recentLosses = (st as { recentLosses?: number[] }).recentLosses ?? (lastLoss === null ? [] : [lastLoss]);
-    // Drop metric rows written after the checkpoint: the resumed run writes them again.
-    const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
+    // Drop metric rows written after the checkpoint: the resumed run writes them again. The
+    // checkpoint's own copy of the rows wins (older checkpoints have none: the file must hold them).
+    const onDisk = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l) : [];
+    const lines = ck.metrics !== undefined ? ck.metrics.split('\n').filter((l) => l) : onDisk;
+    if (ck.metrics !== undefined && (onDisk.length < metricRows || onDisk.slice(0, metricRows).some((l, i) => l !== lines[i]))) {
+      log(`--resume: ${metricsPath} did not hold the ${metricRows} rows written before step ${step}; restored them from the checkpoint`);
+    }
     if (lines.length < metricRows) {
       throw new Error(
         `--resume: ${metricsPath} holds ${lines.length} rows, but the checkpoint of step ${step} was written after ${metricRows}: the metrics file was truncated or replaced. ` +
           'Nothing was changed; restore the file, or start this run afresh in a new --out folder.',
       );
     }
-    writeFileAtomic(metricsPath, lines.slice(0, metricRows).map((l) => l + '\n').join('')); // a kill here leaves the old file whole
+    rows = lines.slice(0, metricRows).map((l) => l + '\n');
+    writeFileAtomic(metricsPath, rows.join('')); // a kill here leaves the old file whole
     if (metricRows > 0) writeMetricsCsv(cfg.out);
     else writeFileSync(csvPath, CSV_HEADER_LINE);
     log(`resumed ${cfg.optimizer} from step ${step}`);
@@ -390,7 +398,9 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
   }
 
   const writeRow = (row: Record<string, unknown>) => {
-    appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+    const line = JSON.stringify(row) + '\n';
+    appendFileSync(metricsPath, line);
+    rows.push(line);
     appendFileSync(csvPath, csvRow(row as unknown as MetricRecord));
     metricRows++;
   };
@@ -406,6 +416,7 @@ export async function trainRun(cfg: TrainConfig, data: TrainData, meta: Record<s
     writeCheckpoint(ckptDir, {
       step,
       tensors,
+      metrics: rows.join(''),
       state: { optimizer: sd.json, loader: loader.state(), estLoader: estLoader.state(), estGen: estGen.state, modelGen: model.gen.state, step, metricRows, trainMs, estimatorMsTotal, warmSteps, warmMs, warmEstimatorMs, lastLoss, recentLosses, lastEval },
     });
   };

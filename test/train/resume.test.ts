@@ -2,7 +2,7 @@
 // produces the same loss curve, bit for bit, as an uninterrupted run. In f32 through the CLI;
 // in f16 in-process (loss scaler state, skipped steps and their finite-step counts).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,10 +145,27 @@ describe('resume with --precision f16 (in-process)', () => {
     expect(metricsCurve(join(out, 'metrics.jsonl'))).toEqual(reference);
   });
 
-  it('a metrics file shorter than the checkpoint says is refused, and left as it was', async () => {
+  it('a lost or truncated metrics file is restored from the checkpoint, which carries the rows so far', async () => {
     const out = mkdtempSync(join(tmpdir(), 'resume-truncated-'));
     const f32 = (o: string): TrainConfig => ({ ...config(o), precision: 'f32' });
     await expect(trainRun(f32(out), data, {}, { log: () => {}, progress: (done) => { if (done === 5) throw new Error('crash'); } })).rejects.toThrow('crash');
+    const file = join(out, 'metrics.jsonl');
+    const before = readFileSync(file, 'utf8').split('\n').filter((l) => l);
+    const ckptRows = readFileSync(join(out, 'checkpoints', 'step-00000004', 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l);
+    expect(ckptRows.length).toBeGreaterThan(2);
+    expect(ckptRows).toEqual(before.slice(0, ckptRows.length)); // the checkpoint's copy is the file's prefix
+    writeFileSync(file, before.slice(0, 2).join('\n') + '\n');
+    const logs: string[] = [];
+    await trainRun(f32(out), data, {}, { log: (l) => logs.push(l) }, true);
+    expect(logs.join('\n')).toMatch(/did not hold the \d+ rows written before step 4; restored them from the checkpoint/);
+    expect(readFileSync(file, 'utf8').split('\n').filter((l) => l).slice(0, ckptRows.length)).toEqual(ckptRows);
+  });
+
+  it('with a checkpoint of an older version (no rows of its own) a truncated metrics file is refused, and left as it was', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'resume-truncated-old-'));
+    const f32 = (o: string): TrainConfig => ({ ...config(o), precision: 'f32' });
+    await expect(trainRun(f32(out), data, {}, { log: () => {}, progress: (done) => { if (done === 5) throw new Error('crash'); } })).rejects.toThrow('crash');
+    rmSync(join(out, 'checkpoints', 'step-00000004', 'metrics.jsonl'));
     const file = join(out, 'metrics.jsonl');
     const kept = readFileSync(file, 'utf8').split('\n').slice(0, 2).join('\n') + '\n';
     writeFileSync(file, kept);
