@@ -26,6 +26,11 @@ export function bindingLimit(): number {
   return limitOverride ?? ctx().limits.maxStorageBufferBindingSize;
 }
 
+/** A size for messages: whole MiB from 1 MiB up, else KiB (a shrunken test limit is not "0 MiB"). */
+export function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
 const F16_USE = /\bf16\b/;
 const pipelines = new Map<string, GPUComputePipeline>();
 
@@ -192,7 +197,7 @@ class Runtime {
       // (kernels split work into binding windows first; this guards the ones that cannot)
       const size = b.size ?? b.buffer.size - (b.offset ?? 0);
       if (size > maxBinding) {
-        throw new Error(`${pipe.label}: a ${(size / 2 ** 20).toFixed(0)} MiB buffer exceeds this adapter's maxStorageBufferBindingSize (${(maxBinding / 2 ** 20).toFixed(0)} MiB); split the work into smaller tensors`);
+        throw new Error(`${pipe.label}: a ${formatBytes(size)} buffer exceeds this adapter's maxStorageBufferBindingSize (${formatBytes(maxBinding)}); split the work into smaller tensors`);
       }
     }
     // The uniform at `uniformOffset` (0 where the offset is dynamic), then the buffers: built only

@@ -4,7 +4,7 @@ import * as ops from '../autograd/ops/index.ts';
 import * as raw from '../tensor/ops.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { fmt } from '../tensor/shape.ts';
-import { bindingLimit } from '../gpu/runtime.ts';
+import { bindingLimit, formatBytes } from '../gpu/runtime.ts';
 import { sizeClass } from '../gpu/pool.ts';
 import { MAX_FUSED_HEAD_DIM } from '../tensor/kernels/attention.ts';
 import { fullp, lowp } from './autocast.ts';
@@ -105,11 +105,39 @@ export let lastAttention: 'fused' | 'composed' | 'none' = 'none';
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor, drop?: AttentionDropout): Tensor {
   raw.checkAttentionShapes('causalAttention', q, k, v);
-  // Dropout on the attention probabilities needs them materialised: the composition does that.
-  const dropping = drop !== undefined && drop.p > 0;
-  const fused = !dropping && attentionStrategy !== 'composed' && fusedAttentionFits(q, k, v);
-  lastAttention = fused ? 'fused' : 'composed';
-  return fused ? ops.fusedCausalAttention(q, k, v) : composedCausalAttention(q, k, v, drop);
+  return inScoreBlocks(q, k, v, (qb, kb, vb) => {
+    // Dropout on the attention probabilities needs them materialised: the composition does that.
+    const dropping = drop !== undefined && drop.p > 0;
+    const fused = !dropping && attentionStrategy !== 'composed' && fusedAttentionFits(qb, kb, vb);
+    lastAttention = fused ? 'fused' : 'composed';
+    return fused ? ops.fusedCausalAttention(qb, kb, vb) : composedCausalAttention(qb, kb, vb, drop);
+  });
+}
+
+/**
+ * Runs `attend` on blocks of whole batch entries (or of heads, where one entry is too big) whose
+ * [b, h, T, T] scores fit one storage binding, and concatenates the outputs. Both implementations
+ * hold such a tensor: the composition in its forward, the fused kernel in its backward (which
+ * recomputes the probabilities). GPT-2 small at B = 8, T = 1024 has 403 MB of scores per layer,
+ * lavapipe binds 128 MiB. Blocks are views, and slicing and concatenation are differentiable, so
+ * gradients and HVPs are those of the unsplit attention. Where the scores fit: one call, no split.
+ */
+function inScoreBlocks(q: Tensor, k: Tensor, v: Tensor, attend: (q: Tensor, k: Tensor, v: Tensor) => Tensor): Tensor {
+  const [B, H, T] = q.shape;
+  const perHead = T * T * 4; // f32 scores (the f16 composition's softmax runs in f32 too)
+  const limit = bindingLimit();
+  if (B * H * perHead <= limit) return attend(q, k, v);
+  if (perHead > limit) {
+    throw new Error(`causalAttention: one head's ${T}×${T} f32 scores (${formatBytes(perHead)}) exceed this adapter's maxStorageBufferBindingSize (${formatBytes(limit)}); use a shorter context`);
+  }
+  if (H * perHead <= limit) return inBlocks([q, k, v], 0, Math.floor(limit / (H * perHead)), attend);
+  return inBlocks([q, k, v], 0, 1, (qb, kb, vb) => inBlocks([qb, kb, vb], 1, Math.floor(limit / perHead), attend));
+}
+
+/** `fn` over pieces of `n` along `axis` of each operand (views), its results concatenated there. */
+function inBlocks(operands: Tensor[], axis: number, n: number, fn: (q: Tensor, k: Tensor, v: Tensor) => Tensor): Tensor {
+  const [qs, ks, vs] = operands.map((t) => ops.split(t, n, axis));
+  return ops.concat(qs.map((qi, i) => fn(qi, ks[i], vs[i])), axis);
 }
 
 /**

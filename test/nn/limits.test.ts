@@ -3,14 +3,17 @@
 import { afterAll, beforeAll, describe, it, expect } from 'vitest';
 import * as E from '../../src/index.ts';
 import { setBindingLimit } from '../../src/gpu/runtime.ts';
-import { functionalCall, generate, GPT2, gpt2Config } from '../../src/nn/index.ts';
+import { causalAttention, functionalCall, generate, GPT2, gpt2Config, lastAttention, setAttentionStrategy } from '../../src/nn/index.ts';
 import * as O from '../../src/optim/index.ts';
 import { expectClose } from '../helpers.ts';
 
 beforeAll(async () => {
   await E.init();
 });
-afterAll(() => setBindingLimit(null));
+afterAll(() => {
+  setBindingLimit(null);
+  setAttentionStrategy('auto');
+});
 
 describe('an embedding larger than the binding limit', () => {
   it('loss, every gradient, an HVP, a clipped SGD step and generation agree with the unlimited run', async () => {
@@ -51,5 +54,91 @@ describe('an embedding larger than the binding limit', () => {
     free.hv.forEach((h, i) => expectClose(tight.hv[i], h, 1e-4, 1e-6, `hvp ${i}`));
     free.after.forEach((p, i) => expectClose(tight.after[i], p, 1e-5, 1e-6, `param ${i} after clipping + SGD`));
     expect(tight.sample).toEqual(free.sample);
+  });
+});
+
+describe('attention scores larger than the binding limit', () => {
+  // GPT-2 small at B = 8, T = 1024 holds 403 MB of [B, H, T, T] scores (the composition's forward,
+  // the fused kernel's backward); lavapipe binds 128 MiB. Here q, k, v [2, 3, 64, 8] (6 KiB each)
+  // fit, the scores (96 KiB, 16 KiB a head) do not: attention runs on blocks of batch entries
+  // (limit 50 KiB) or of heads (limit 40 KiB: blocks of 2 and 1 heads).
+  const [B, H, T, D] = [2, 3, 64, 8];
+  const data = (seed: number) => Float32Array.from({ length: B * H * T * D }, (_, i) => Math.sin(i * 0.37 + seed) * 0.8);
+  const run = async (limit: number | null) => {
+    const [q, k, v] = [1, 2, 3].map((s) => E.tensor(data(s), [B, H, T, D]));
+    const dir = [4, 5, 6].map((s) => E.tensor(data(s), [B, H, T, D]));
+    const seed = E.tensor(data(7), [B, H, T, D]);
+    setBindingLimit(limit);
+    try {
+      // A scalar whose gradient and Hessian go through every block: ⟨attention(q, k, v)², seed⟩.
+      const f = (qq: E.Tensor, kk: E.Tensor, vv: E.Tensor) => {
+        const o = causalAttention(qq, kk, vv);
+        return E.sum(E.mul(E.mul(o, o), seed));
+      };
+      const { value, grads } = E.valueAndGrad(f)(q, k, v);
+      const hv = E.hvp(f, [q, k, v], dir);
+      const out = causalAttention(q, k, v);
+      return {
+        out: await out.toArray(),
+        value: await value.item(),
+        grads: await Promise.all(grads.map((g) => g.toArray())),
+        hv: await Promise.all(hv.map((h) => h.toArray())),
+        used: lastAttention,
+      };
+    } finally {
+      setBindingLimit(null);
+    }
+  };
+  for (const strategy of ['fused', 'composed'] as const) {
+    it(`${strategy}: output, gradients and an HVP agree with the unsplit run, over batch blocks and over head blocks`, async () => {
+      setAttentionStrategy(strategy);
+      try {
+        const free = await run(null);
+        expect(free.used).toBe(strategy);
+        for (const limit of [50 * 1024, 40 * 1024]) {
+          const tight = await run(limit);
+          expect(tight.used).toBe(strategy);
+          expectClose(tight.out, free.out, 1e-5, 1e-6, `output at ${limit}`);
+          expect(Math.abs(tight.value - free.value)).toBeLessThan(1e-4 * Math.abs(free.value));
+          free.grads.forEach((g, i) => expectClose(tight.grads[i], g, 1e-4, 1e-6, `grad ${i} at ${limit}`));
+          free.hv.forEach((h, i) => expectClose(tight.hv[i], h, 1e-4, 1e-6, `hvp ${i} at ${limit}`));
+        }
+      } finally {
+        setAttentionStrategy('auto');
+      }
+    });
+  }
+  it('GPT-2 whose attention scores exceed the limit: loss, gradients and an HVP agree with the unlimited run', async () => {
+    // The scores [2, 4, 64, 64] are 128 KiB; the logits (150 KiB) take the head's own chunks.
+    const cfg = gpt2Config('tiny', { vocabSize: 300, nEmbd: 16, nHead: 4, nLayer: 1, nPositions: 64 });
+    const ids = E.tensor(Int32Array.from({ length: 128 }, (_, i) => (i * 37) % 300), [2, 64], 'i32');
+    const tg = E.tensor(Int32Array.from({ length: 128 }, (_, i) => (i * 91 + 5) % 300), [2, 64], 'i32');
+    const gpt = async (limit: number | null) => {
+      setBindingLimit(limit);
+      try {
+        const m = new GPT2(cfg, 4);
+        const params = m.parameters();
+        const f = (...ps: E.Tensor[]) => functionalCall(m, ps, () => m.loss(ids, tg));
+        const { value, grads } = E.valueAndGrad(f)(...params);
+        const hv = E.hvp(f, params, params.map((p, i) => E.mul(E.ones([...p.shape]), 0.01 * (i + 1))));
+        return { loss: await value.item(), grads: await Promise.all(grads.map((g) => g.toArray())), hv: await Promise.all(hv.map((h) => h.toArray())) };
+      } finally {
+        setBindingLimit(null);
+      }
+    };
+    const free = await gpt(null);
+    const tight = await gpt(40 * 1024);
+    expect(Math.abs(tight.loss - free.loss)).toBeLessThan(1e-5);
+    free.grads.forEach((g, i) => expectClose(tight.grads[i], g, 1e-4, 1e-6, `grad ${i}`));
+    free.hv.forEach((h, i) => expectClose(tight.hv[i], h, 1e-4, 1e-6, `hvp ${i}`));
+  });
+  it('one head\'s scores over the limit are refused with the sizes and what to do', () => {
+    const q = E.zeros([1, 1, T, D]);
+    setBindingLimit(8 * 1024);
+    try {
+      expect(() => causalAttention(q, q, q)).toThrow(/one head's 64×64 f32 scores \(16.0 KiB\) exceed this adapter's maxStorageBufferBindingSize \(8.0 KiB\); use a shorter context/);
+    } finally {
+      setBindingLimit(null);
+    }
   });
 });

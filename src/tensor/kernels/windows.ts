@@ -1,7 +1,7 @@
 // Binding windows: adapters cap one storage binding (lavapipe: 128 MiB), while a tensor may be
 // larger (GPT-2's 50257×768 embedding is 154 MB). A kernel over such a tensor is dispatched in
 // chunks of dim-0 rows, each binding only the window of every buffer that the chunk touches.
-import { bindingLimit, type Binding } from '../../gpu/runtime.ts';
+import { bindingLimit, formatBytes, type Binding } from '../../gpu/runtime.ts';
 import { BYTES, type Storage } from '../storage.ts';
 
 export interface Access {
@@ -49,7 +49,7 @@ export function planChunks(shape: readonly number[], accesses: readonly Access[]
     bindings: new Map(accesses.map((a) => [a.storage, { buffer: a.storage.buffer }])),
   });
   if (accesses.every((a) => a.storage.buffer.size <= limit)) return [whole()];
-  if (shape.length === 0) throw new Error(`a kernel needs a ${(Math.max(...accesses.map((a) => a.storage.buffer.size)) / 2 ** 20).toFixed(0)} MiB binding, more than this adapter allows (${limit / 2 ** 20} MiB)`);
+  if (shape.length === 0) throw new Error(`a kernel needs a ${formatBytes(Math.max(...accesses.map((a) => a.storage.buffer.size)))} binding, more than this adapter allows (${formatBytes(limit)})`);
   const chunkOf = (r0: number, r1: number): Chunk | null => {
     const ranges = new Map<Storage, [number, number]>();
     for (const a of accesses) {
