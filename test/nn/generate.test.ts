@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadGpt2Tokenizer } from '../../src/data/tokenizer.ts';
 import * as E from '../../src/index.ts';
 import { GPT2, generate, gpt2Config, sampleToken, saveGPT2 } from '../../src/nn/index.ts';
+import { uniform } from '../../src/reference/philox.ts';
 import { expectClose } from '../helpers.ts';
 
 let model: GPT2;
@@ -59,6 +60,36 @@ describe('generation', () => {
   it('top-k never picks outside the k most likely tokens', () => {
     const logits = Float32Array.from({ length: 20 }, (_, i) => i);
     for (let j = 0; j < 50; j++) expect(sampleToken(logits, 1.5, 3, j / 50)).toBeGreaterThanOrEqual(17);
+  });
+  it('a token comes up as often as softmax(logits / temperature) over the top k says, for every temperature and k', () => {
+    // Over an even grid of N uniforms, an inverse-CDF sampler returns token i for ⌊N·pᵢ⌉ ± 1 of
+    // them, whatever order it walks the tokens in: argmax, a wrong temperature or a leaky top-k fail.
+    const logits = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 1.7) * 3);
+    const N = 20000;
+    for (const [temperature, topK] of [[1, 0], [0.5, 0], [2, 0], [1, 4], [0.7, 1], [3, 11]]) {
+      const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
+      const kept = topK > 0 ? order.slice(0, topK) : order;
+      const w = Array.from(logits, (l, i) => (kept.includes(i) ? Math.exp(l / temperature) : 0));
+      const total = w.reduce((a, b) => a + b, 0);
+      const counts = new Array(12).fill(0);
+      for (let j = 0; j < N; j++) counts[sampleToken(logits, temperature, topK, (j + 0.5) / N)]++;
+      counts.forEach((c, i) => expect(Math.abs(c - (N * w[i]) / total), `T=${temperature} k=${topK} token ${i}`).toBeLessThanOrEqual(1.5));
+    }
+  });
+  it('sampled text follows the seed, the temperature and top-k: each token is the one its Philox uniform picks from the recomputed logits', async () => {
+    const prompt = [3, 14, 15];
+    const replay = async (temperature: number, topK: number, seed: number, n: number) => {
+      const seq = [...prompt];
+      for (let i = 0; i < n; i++) seq.push(sampleToken(await lastLogits(seq), temperature, topK, uniform(1, seed, i)[0]));
+      return seq.slice(prompt.length);
+    };
+    const runs = new Set<string>();
+    for (const [temperature, topK, seed] of [[1, 0, 7], [1, 0, 8], [3, 0, 7], [1, 2, 7]]) {
+      const got = await generate(model, prompt, { maxNewTokens: 6, temperature, topK, seed });
+      expect(got, `T=${temperature} k=${topK} seed=${seed}`).toEqual(await replay(temperature, topK, seed, 6));
+      runs.add(got.join());
+    }
+    expect(runs.size).toBe(4); // another seed, temperature or k gives other text here
   });
 });
 
