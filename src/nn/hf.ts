@@ -6,8 +6,9 @@ import * as ops from '../autograd/ops/index.ts';
 import { GPT2, type GPT2Config } from './gpt2.ts';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type HostTensor } from './safetensors.ts';
 
-/** Buffers old HF checkpoints carry that are not parameters (the causal mask), and the tied head. */
-const IGNORED = [/^h\.\d+\.attn\.(masked_)?bias$/, /^lm_head\.weight$/];
+/** Buffers old HF checkpoints carry that are not parameters (the causal mask, F32 or BOOL). */
+const IGNORED = [/^h\.\d+\.attn\.(masked_)?bias$/];
+const unprefixed = (name: string) => (name.startsWith('transformer.') ? name.slice('transformer.'.length) : name);
 
 export function configFromHF(json: Record<string, unknown>, file = 'config.json'): GPT2Config {
   const need = (k: string): number => {
@@ -61,13 +62,18 @@ export function loadGPT2(dir: string): GPT2 {
   const stPath = join(dir, 'model.safetensors');
   for (const p of [cfgPath, stPath]) if (!existsSync(p)) throw new Error(`loadGPT2: ${p} not found (a model directory holds config.json and model.safetensors in Hugging Face's GPT-2 layout)`);
   const config = configFromHF(JSON.parse(readFileSync(cfgPath, 'utf8')), cfgPath);
-  const { tensors } = readSafetensors(stPath);
+  const { tensors } = readSafetensors(stPath, (name) => IGNORED.some((r) => r.test(unprefixed(name))));
   const model = new GPT2(config);
   const byName = new Map<string, HostTensor>();
-  for (const [raw, t] of tensors) {
-    const name = raw.startsWith('transformer.') ? raw.slice('transformer.'.length) : raw;
-    if (IGNORED.some((r) => r.test(name))) continue;
-    byName.set(name, t);
+  for (const [raw, t] of tensors) byName.set(unprefixed(raw), t);
+  // The head is tied to wte: a checkpoint's own lm_head.weight must be that same table.
+  const head = byName.get('lm_head.weight');
+  if (head) {
+    const wte = byName.get('wte.weight');
+    if (!wte || head.shape.join() !== wte.shape.join() || head.data.some((x, i) => x !== wte.data[i])) {
+      throw new Error(`loadGPT2: ${stPath} has an lm_head.weight that differs from wte.weight; this GPT-2 ties the LM head to the token embedding (an untied head is not supported)`);
+    }
+    byName.delete('lm_head.weight');
   }
   const expected = new Map(model.namedParameters());
   const extra = [...byName.keys()].filter((n) => !expected.has(n));

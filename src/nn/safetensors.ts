@@ -21,13 +21,17 @@ export class SafetensorsError extends Error {
   }
 }
 
-/** Parses a safetensors file; F16/BF16/F64 tensors are converted to F32. */
-export function readSafetensors(path: string): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+/**
+ * Parses a safetensors file; F16/BF16/F64 tensors are converted to F32. Tensors named by `skip`
+ * have their header entry checked but are neither converted nor returned (a checkpoint's boolean
+ * attention mask, which no float type holds).
+ */
+export function readSafetensors(path: string, skip?: (name: string) => boolean): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   const buf = readFileSync(path);
-  return parseSafetensors(buf, path);
+  return parseSafetensors(buf, path, skip);
 }
 
-export function parseSafetensors(buf: Uint8Array, file = '(buffer)'): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+export function parseSafetensors(buf: Uint8Array, file = '(buffer)', skip?: (name: string) => boolean): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   if (buf.length < 8) throw new SafetensorsError(file, `too short (${buf.length} bytes) to be a safetensors file`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
@@ -55,6 +59,7 @@ export function parseSafetensors(buf: Uint8Array, file = '(buffer)'): { tensors:
     if (end - begin !== count * width || dataStart + end > buf.length || begin < 0) {
       throw new SafetensorsError(file, `tensor '${name}' (${dtype} [${shape}]) has data_offsets [${begin}, ${end}] inconsistent with its size or the file length (truncated file?)`);
     }
+    if (skip?.(name)) continue;
     // A view where the data is aligned for its typed array; a copy where it is not (other
     // writers need not align tensors, and Buffer.slice is a view, not a copy).
     const at = buf.byteOffset + dataStart + begin;

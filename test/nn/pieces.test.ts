@@ -162,6 +162,44 @@ describe('Module and weights', () => {
     const ids = E.tensor(new Int32Array([1, 2, 3, 4]), [1, 4], 'i32');
     expect(Array.from(await m2.forward(ids).toArray())).toEqual(Array.from(await m.forward(ids).toArray()));
   });
+  it("HF's own checkpoint layout loads: causal-mask buffers (F32 or BOOL) are skipped, a tied lm_head.weight is accepted, an untied one refused", async () => {
+    const m = new N.GPT2(N.gpt2Config('tiny', { vocabSize: 50, nPositions: 8, nLayer: 2, nEmbd: 16, nHead: 2 }), 3);
+    const dir = mkdtempSync(join(tmpdir(), 'gpt2-hf-'));
+    await N.saveGPT2(m, dir);
+    const st = N.readSafetensors(join(dir, 'model.safetensors')).tensors;
+    const stPath = join(dir, 'model.safetensors');
+    const ids = E.tensor(new Int32Array([1, 2, 3, 4]), [1, 4], 'i32');
+    const want = Array.from(await m.forward(ids).toArray());
+    // As HF's gpt2 model.safetensors: transformer. prefix, h.N.attn.bias [1, 1, n_ctx, n_ctx] F32, h.N.attn.masked_bias, lm_head.weight = wte.
+    const tril = Float32Array.from({ length: 64 }, (_, i) => (i % 8 <= Math.floor(i / 8) ? 1 : 0));
+    const hf = new Map([...st].map(([k, v]) => ['transformer.' + k, v] as const));
+    for (const i of [0, 1]) {
+      hf.set(`transformer.h.${i}.attn.bias`, { dtype: 'F32', shape: [1, 1, 8, 8], data: tril });
+      hf.set(`transformer.h.${i}.attn.masked_bias`, { dtype: 'F32', shape: [], data: new Float32Array([-1e4]) });
+    }
+    hf.set('lm_head.weight', st.get('wte.weight')!);
+    N.writeSafetensors(stPath, hf);
+    expect(Array.from(await N.loadGPT2(dir).forward(ids).toArray())).toEqual(want);
+    // A mask stored as BOOL (which no float tensor holds) is skipped too.
+    const bytes = readFileSync(stPath);
+    const headerLen = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString());
+    const end = Math.max(...Object.entries(header).filter(([k]) => k !== '__metadata__').map(([, v]) => (v as { data_offsets: number[] }).data_offsets[1]));
+    header['transformer.h.0.attn.bias'] = { dtype: 'BOOL', shape: [1, 1, 8, 8], data_offsets: [end, end + 64] };
+    const json = Buffer.from(JSON.stringify(header));
+    const out = Buffer.alloc(8 + json.length + end + 64);
+    out.writeBigUInt64LE(BigInt(json.length), 0);
+    json.copy(out, 8);
+    bytes.copy(out, 8 + json.length, 8 + headerLen, 8 + headerLen + end);
+    out.fill(1, 8 + json.length + end);
+    writeFileSync(stPath, out);
+    expect(Array.from(await N.loadGPT2(dir).forward(ids).toArray())).toEqual(want);
+    // An lm_head.weight that is not wte would give other logits than the file's model: refused.
+    const untied = new Map(hf);
+    untied.set('lm_head.weight', { dtype: 'F32', shape: st.get('wte.weight')!.shape, data: (st.get('wte.weight')!.data as Float32Array).map((x) => x * 2) });
+    N.writeSafetensors(stPath, untied);
+    expect(() => N.loadGPT2(dir)).toThrow(/lm_head.weight that differs from wte.weight; this GPT-2 ties the LM head/);
+  });
   it('malformed weights get clear errors naming the tensor', async () => {
     const m = new N.GPT2(N.gpt2Config('tiny', { vocabSize: 50, nPositions: 8, nLayer: 1, nEmbd: 16, nHead: 2 }), 3);
     const dir = mkdtempSync(join(tmpdir(), 'gpt2-bad-'));
@@ -183,6 +221,10 @@ describe('Module and weights', () => {
     const prefixed = new Map([...st].map(([k, v]) => ['transformer.' + k, v] as const));
     write(prefixed);
     expect(N.loadGPT2(dir).numParameters()).toBe(m.numParameters());
+    const asInt = new Map(st);
+    asInt.set('h.0.ln_1.bias', { dtype: 'I32', shape: [16], data: new Int32Array(16) });
+    write(asInt);
+    expect(() => N.loadGPT2(dir)).toThrow(/tensor 'h.0.ln_1.bias' has dtype I32; expected a float type/);
     writeFileSync(join(dir, 'model.safetensors'), readFileSync(join(dir, 'model.safetensors')).subarray(0, 100));
     expect(() => N.loadGPT2(dir)).toThrow(/model.safetensors: (bad header length|tensor .* inconsistent)/);
     writeFileSync(join(dir, 'model.safetensors'), Buffer.from('not a safetensors file at all'));
