@@ -70,6 +70,23 @@ describe('tokenizeSplit and the token cache', () => {
     expect(tok.decode(detok.tokens)).toContain('1,000.5');
   });
 
+  it('another tokenizer (another fingerprint) misses the cache and gets its own file', async () => {
+    const c = await corpus();
+    const gpt2 = await tokenizeSplit(c, 'valid', opts);
+    // A stand-in tokenizer: GPT-2's ids shifted by one, under its own fingerprint.
+    const shifted = (t: string) => tok.encode(t).map((id) => (id + 1) % tok.vocabSize);
+    const other = { ...tok, fingerprint: 'f'.repeat(64), encode: shifted };
+    const first = await tokenizeSplit(c, 'valid', { ...opts, tokenizer: other });
+    expect(first.fromCache).toBe(false);
+    expect(first.cachePath).not.toBe(gpt2.cachePath);
+    expect(Array.from(first.tokens)).toEqual(shifted(valid));
+    const again = await tokenizeSplit(c, 'valid', { ...opts, tokenizer: other });
+    expect(again.fromCache).toBe(true);
+    expect(again.cachePath).toBe(first.cachePath);
+    // And GPT-2's own entry still holds GPT-2's ids.
+    expect(Array.from((await tokenizeSplit(c, 'valid', opts)).tokens)).toEqual(tok.encode(valid));
+  });
+
   it('a changed source text misses the old cache entry', async () => {
     const c = await corpus();
     const before = await tokenizeSplit(c, 'valid', opts);
