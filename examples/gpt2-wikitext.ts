@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../src/nn/safetensors.ts';
 import { hasCheckpoint } from '../src/train/checkpoint.ts';
 import { helpText, kebab, parseFlags, UsageError, type FlagSpec } from '../src/train/cli.ts';
 import { writeReport } from '../src/train/report.ts';
-import { checkModelChoice, DivergedError, trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
+import { checkModelChoice, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, DivergedError, trainRun, type OptimizerName, type TrainConfig } from '../src/train/trainer.ts';
 
 const OPTIMIZERS = ['sophia', 'sophia-h', 'adam', 'adamw', 'sgd'] as const;
 const SPEC = {
@@ -68,10 +68,6 @@ const SPEC = {
   topK: { type: 'int', default: 40, min: 0, help: 'sample from the k most likely tokens (0 = all)' },
 } satisfies Record<string, FlagSpec>;
 
-const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 4e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
-// Decoupled decay for the optimizers built around it; Adam and SGD couple decay into the gradient
-// (λ·θ added to g), which at SGD's lr and momentum would shrink weights ≈ lr·λ/(1−μ) per step.
-const DEFAULT_WEIGHT_DECAY: Record<OptimizerName, number> = { sophia: 0.1, 'sophia-h': 0.1, adam: 0, adamw: 0.1, sgd: 0 };
 const USAGE = 'usage: tsx examples/gpt2-wikitext.ts [flags]';
 
 /** What produced a run, for its config.json: this package, Node, and the WebGPU bindings (Dawn). */

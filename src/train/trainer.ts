@@ -17,6 +17,17 @@ import type { Summary } from './report/runs.ts';
 
 export type OptimizerName = 'sophia' | 'sophia-h' | 'adam' | 'adamw' | 'sgd';
 
+/**
+ * The main job's default peak learning rates, each the best final validation loss of a sweep on
+ * its default run (README, "The main job").
+ */
+export const DEFAULT_LR: Record<OptimizerName, number> = { sophia: 4e-3, 'sophia-h': 2e-3, adam: 3e-3, adamw: 3e-3, sgd: 0.3 };
+/**
+ * Decoupled decay for the optimizers built around it; Adam and SGD couple decay into the gradient
+ * (λ·θ added to g), which at SGD's lr and momentum would shrink weights ≈ lr·λ/(1−μ) per step.
+ */
+export const DEFAULT_WEIGHT_DECAY: Record<OptimizerName, number> = { sophia: 0.1, 'sophia-h': 0.1, adam: 0, adamw: 0.1, sgd: 0 };
+
 export interface TrainConfig {
   optimizer: OptimizerName;
   model: string;

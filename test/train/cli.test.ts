@@ -61,6 +61,17 @@ describe('--model is checked before the data is read', () => {
     }
   });
 
+  it('the training example\'s --help lists every flag the issue names, with defaults, and touches no adapter', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--help'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    for (const flag of ['optimizer sophia|sophia-h|adam|adamw|sgd|all', 'epochs', 'max-steps', 'model', 'dataset', 'data-dir', 'batch-size', 'grad-accum', 'context', 'lr', 'min-lr', 'warmup',
+      'schedule cosine|cosine-restarts|constant', 't0', 't-mult', 'weight-decay', 'grad-clip', 'precision f32|f16', 'hess-every', 'rho', 'gamma', 'eval-every', 'seed', 'out', 'resume']) {
+      expect(r.stdout, flag).toMatch(new RegExp(`^  --${flag.replace(/\|/g, '\\|')}\\b`, 'm'));
+    }
+    expect(r.stdout).toMatch(/--hess-every N .*\(default: 10\)/);
+    expect(r.stdout).toMatch(/--seed N .*\(default: 1337\)/);
+    expect(r.stdout).not.toMatch(/llvmpipe|adapter:/);
+  });
   it('the training example stops on a bad --model before it looks for data', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/gpt2-wikitext.ts', '--model', 'no/such/model', '--max-steps', '1'], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status).toBe(1);

@@ -94,8 +94,14 @@ describe('resume of a whole --optimizer all job', () => {
       for (const f of ['model.safetensors', 'optimizer.json', 'optimizer.safetensors']) expect(existsSync(join(out, name, 'model', f)), `${name}/model/${f}`).toBe(true);
       expect(curve(out, name).filter((l) => l.includes('"train"')).length, name).toBe(4);
     }
-    const cfg = (name: string) => JSON.parse(readFileSync(join(out, name, 'config.json'), 'utf8')) as { lr: number; weightDecay: number };
+    const cfg = (name: string) => JSON.parse(readFileSync(join(out, name, 'config.json'), 'utf8')) as { lr: number; weightDecay: number; adapter: string; versions: Record<string, string> };
     expect(cfg('adamw').lr).toBe(3e-3);
+    // What produced each run: the adapter Dawn opened and the versions of this package, Node and the bindings.
+    for (const name of ['sophia', 'adamw', 'sgd']) {
+      expect(cfg(name).adapter, name).toMatch(/\S/);
+      expect(Object.keys(cfg(name).versions ?? {}).sort()).toEqual(['engine', 'node', 'webgpu']);
+      expect(readFileSync(join(out, name, 'sample.txt'), 'utf8').length, `${name}/sample.txt`).toBeGreaterThan(0);
+    }
     // Decay defaults per optimizer: decoupled 0.1 for AdamW and Sophia, none for SGD (torch's default).
     expect([cfg('sophia').weightDecay, cfg('adamw').weightDecay, cfg('sgd').weightDecay]).toEqual([0.1, 0.1, 0]);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
