@@ -18,3 +18,18 @@ describe('no adapter', () => {
     });
   }
 });
+
+describe('npm run doctor, with an adapter', () => {
+  it('prints the adapter, its kind, the features the engine uses and the limits it plans around', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/doctor.ts'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^adapter: +\S/m);
+    expect(r.stdout).toMatch(/^backend: +\S/m);
+    expect(r.stdout).toMatch(/^kind: +(CPU|GPU)/m);
+    expect(r.stdout).toMatch(/^features: .*\S/m);
+    expect(r.stdout).toMatch(/^ {2}used by the engine: /m);
+    for (const limit of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension']) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${limit} +[\\d,]+$`, 'm'));
+    }
+  });
+});

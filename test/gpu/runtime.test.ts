@@ -2,6 +2,7 @@
 // family and counts its dispatches; reductions agree with the reference whichever kernel runs.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
+import { pipelineCount } from '../../src/gpu/runtime.ts';
 import * as R from '../../src/reference/ndarray.ts';
 import { expectClose, randomArray, toGpu } from '../helpers.ts';
 
@@ -40,5 +41,29 @@ describe('reductions', () => {
       const got = axis === undefined ? E.sum(toGpu(x)) : E.sum(toGpu(x), axis);
       expectClose(await got.toArray(), want.data, 1e-5, 1e-4, `sum ${shape} axis ${axis}`);
     }
+  });
+});
+
+describe('dispatch batching and the pipeline cache', () => {
+  it('a chain of kernels is one submission; the same kernels again compile no new pipeline', async () => {
+    const x = E.randn([256, 64]).realize();
+    const w = E.randn([64, 64]).realize();
+    await E.runtime.sync();
+    // Ten dependent matmul + reduction + elementwise steps, each realised (a kernel each).
+    const chain = () => {
+      let y = x;
+      for (let i = 0; i < 10; i++) y = E.tanh(E.matmul(y, w)).realize();
+      return E.sum(y, 0).realize();
+    };
+    const first = chain(); // compiles the pipelines, grows any scratch textures
+    const pipes = pipelineCount();
+    await E.runtime.sync();
+    const s0 = { ...E.runtime.stats };
+    const again = chain();
+    const s1 = { ...E.runtime.stats };
+    expect(s1.dispatches - s0.dispatches).toBeGreaterThanOrEqual(11);
+    expect(s1.submits - s0.submits).toBe(0); // recorded; submitted when something waits or reads
+    expect(pipelineCount()).toBe(pipes);
+    expect(Array.from(await again.toArray())).toEqual(Array.from(await first.toArray()));
   });
 });

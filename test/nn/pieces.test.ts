@@ -154,6 +154,36 @@ describe('Module and weights', () => {
     expect(m.numParameters()).toBe(100 * C + 16 * C + 4 * (12 * C * C + 13 * C) + 2 * C);
     m.dispose();
   });
+  it("the presets: gpt2 is HF's GPT2Config (124,439,808 parameters with the tied head), tiny the issue's 4×4×128", () => {
+    const count = (c: N.GPT2Config) => c.vocabSize * c.nEmbd + c.nPositions * c.nEmbd + c.nLayer * (12 * c.nEmbd ** 2 + 13 * c.nEmbd) + 2 * c.nEmbd;
+    const g = N.gpt2Config('gpt2');
+    expect([g.nLayer, g.nHead, g.nEmbd, g.nPositions, g.vocabSize, g.layerNormEpsilon]).toEqual([12, 12, 768, 1024, 50257, 1e-5]);
+    expect(count(g)).toBe(124_439_808);
+    const t = N.gpt2Config('tiny');
+    expect([t.nLayer, t.nHead, t.nEmbd, t.nPositions, t.vocabSize]).toEqual([4, 4, 128, 128, 50257]);
+  });
+  it('Module buffers: registered by name, listed with their child path, not parameters, disposed with the module', async () => {
+    class Inner extends N.Module {
+      constructor() {
+        super();
+        this.param('w', E.ones([2]));
+        this.buffer('mask', E.zeros([3]));
+      }
+    }
+    class Outer extends N.Module {
+      constructor() {
+        super();
+        this.child('inner', new Inner());
+        this.buffer('table', E.ones([4]));
+      }
+    }
+    const m = new Outer();
+    expect(m.namedBuffers().map(([n, b]) => [n, b.shape])).toEqual([['table', [4]], ['inner.mask', [3]]]);
+    expect(m.namedParameters().map(([n]) => n)).toEqual(['inner.w']);
+    const held = m.namedBuffers().map(([, b]) => b);
+    m.dispose();
+    expect(held.every((b) => b.disposed)).toBe(true);
+  });
   it('save → load round-trips every parameter and gives the same logits', async () => {
     const m = new N.GPT2(N.gpt2Config('tiny', { vocabSize: 50, nPositions: 8, nLayer: 1, nEmbd: 16, nHead: 2 }), 3);
     const dir = mkdtempSync(join(tmpdir(), 'gpt2-'));

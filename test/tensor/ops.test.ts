@@ -253,3 +253,26 @@ describe('in-place assign', () => {
     E.noGrad(() => E.assign(w, 0));
   });
 });
+
+describe('views share storage', () => {
+  it('reshape, permute, transpose, slice and expand of a realised tensor use its buffer: no dispatch, no new buffer', async () => {
+    const x = E.tensor(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
+    const before = { dispatches: E.runtime.stats.dispatches, buffers: E.memoryStats().liveBuffers };
+    const views = [
+      E.reshape(x, [6, 4]),
+      E.permute(x, [2, 0, 1]),
+      E.transpose(x),
+      E.slice(x, [null, [1, 3], [0, 2]]),
+      E.expand(E.slice(x, [[0, 1], null, null]), [5, 3, 4]),
+    ];
+    for (const v of views) {
+      expect(v.isLazy).toBe(false);
+      expect(v.layout().storage).toBe(x.layout().storage);
+    }
+    expect(E.runtime.stats.dispatches).toBe(before.dispatches);
+    expect(E.memoryStats().liveBuffers).toBe(before.buffers);
+    // ...and they read the right elements.
+    expect(Array.from(await E.slice(x, [null, [1, 3], [0, 2]]).toArray())).toEqual([4, 5, 8, 9, 16, 17, 20, 21]);
+    expect(Array.from(await E.permute(x, [2, 0, 1]).toArray()).slice(0, 6)).toEqual([0, 4, 8, 12, 16, 20]);
+  });
+});
