@@ -68,8 +68,10 @@ export interface TokenizeOptions {
   cacheDir?: string | false;
   /** Ignore and overwrite an existing (e.g. stale or damaged) cache file. */
   rebuildCache?: boolean;
-  /** Progress bar on stderr while tokenizing; default: when stderr is a terminal. */
+  /** Progress bar while tokenizing; default: when stderr is a terminal. */
   progress?: boolean;
+  /** Where the bar is drawn (default stderr). */
+  progressStream?: NodeJS.WritableStream;
   /** Passed to readSplitText. */
   verify?: boolean;
   tokenizer?: TextTokenizer;
@@ -119,6 +121,7 @@ export async function tokenizeSplit(corpus: Corpus, split: Split, opts: Tokenize
     label: `tokenize ${corpus.dataset} ${split}`,
     total: text.length,
     enabled: opts.progress,
+    stream: opts.progressStream,
     format: (n) => `${(n / 1e6).toFixed(1)}M`,
   });
   const tokenizer = opts.tokenizer ?? loadGpt2Tokenizer();

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TOKEN_CACHE_VERSION, TokenCacheError } from '../../src/data/cache.ts';
 import { BatchLoader, evalBatches } from '../../src/data/loader.ts';
@@ -68,6 +69,20 @@ describe('tokenizeSplit and the token cache', () => {
     const detok = await tokenizeSplit(c, 'valid', { ...opts, detokenize: true });
     expect(detok.cachePath).not.toBe(first.cachePath);
     expect(tok.decode(detok.tokens)).toContain('1,000.5');
+  });
+
+  it('the first tokenization draws a progress bar over the text that ends at 100 % with the token count; a cache hit draws none', async () => {
+    const c = await corpus();
+    const frames: string[] = [];
+    const stream = new Writable({ write: (chunk, _enc, done) => (frames.push(String(chunk)), done()) });
+    const first = await tokenizeSplit(c, 'valid', { ...opts, rebuildCache: true, progress: true, progressStream: stream });
+    const text = frames.join('');
+    expect(text.endsWith('\n')).toBe(true);
+    const chars = (valid.length / 1e6).toFixed(1);
+    expect(text.split('\r').filter(Boolean).at(-1)).toMatch(new RegExp(`^tokenize wikitext-2 valid \\[#{24}\\] 100% ${chars}M/${chars}M \\d+\\.\\ds ${(first.tokens.length / 1e6).toFixed(2)}M tokens`));
+    frames.length = 0;
+    expect((await tokenizeSplit(c, 'valid', { ...opts, progress: true, progressStream: stream })).fromCache).toBe(true);
+    expect(frames).toEqual([]);
   });
 
   it('another tokenizer (another fingerprint) misses the cache and gets its own file', async () => {
