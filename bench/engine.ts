@@ -11,7 +11,7 @@
 // the faster of two PyTorch batches: on a shared machine a neighbour only ever slows a batch down.
 // Options: --quick (fewer shapes, shorter batches), --no-peer (skip PyTorch), --seconds=S (target
 // seconds per case, default 2), --matmul=simple|tex|tiled (force one matmul kernel; default: the
-// engine's choice per shape).
+// engine's choice per shape), --peer-device=cuda (the PyTorch peer on the GPU, f32 with TF32 off).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -24,6 +24,7 @@ import { paceDawnPolling, unpaceDawnPolling } from '../src/gpu/poll.ts';
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const noPeer = args.includes('--no-peer');
+const peerDevice = args.find((a) => a.startsWith('--peer-device='))?.split('=')[1] ?? 'cpu';
 const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? (quick ? 0.5 : 2));
 const rounds = 2;
 const forced = args.find((a) => a.startsWith('--matmul='))?.split('=')[1] as MatmulStrategy | undefined;
@@ -210,7 +211,7 @@ if (noPeer) {
   if (!python) {
     peerNote = 'skipped: no python3 with torch (Debian: apt-get install -y python3-torch libopenblas0-pthread)';
   } else {
-    const spec = { matmul: cases.map((c) => [c.name, c.M, c.K, c.N, c.transA, c.transB]), elementwise_n: n, seconds: Math.min(seconds, 2) };
+    const spec = { matmul: cases.map((c) => [c.name, c.M, c.K, c.N, c.transA, c.transB]), elementwise_n: n, seconds: Math.min(seconds, 2), device: peerDevice };
     const script = fileURLToPath(new URL('./torch_peer.py', import.meta.url));
     try {
       const out = execFileSync(python, [script, JSON.stringify(spec)], {
@@ -228,7 +229,7 @@ if (noPeer) {
 // ---------------------------------------------------------------- report
 
 console.log(`\nload after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-console.log(peer ? `peer: PyTorch ${peer.torch} (${peer.python}), ${peer.threads} threads` : `peer: ${peerNote}`);
+console.log(peer ? `peer: PyTorch ${peer.torch} (${peer.python}), ${peerDevice === 'cpu' ? `${peer.threads} threads` : peerDevice}` : `peer: ${peerNote}`);
 const row = (cells: string[], widths: number[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
 const w = [16, 14, 20, 8, 10, 8, 8];
 console.log('\n' + row(['matmul', 'M·K·N', 'kernel', 'GFLOP/s', 'per wCPU*', 'torch', 'ours/pt'], w));

@@ -97,11 +97,18 @@ let peer: { msPerStep: number; tokensPerS: number; torch: string; peakBytes: num
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 if (python) {
   const spec = { nLayer: cfg.nLayer, nHead: cfg.nHead, nEmbd: cfg.nEmbd, vocab: cfg.vocabSize, context: T, batch: B, threads: 2, steps: n, device: peerDevice, stepOnly };
-  const out = execFileSync(python, [new URL('./gpt2_peer.py', import.meta.url).pathname, JSON.stringify(spec)], {
-    env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', OMP_NUM_THREADS: '2' },
-    encoding: 'utf8',
-  });
-  peer = JSON.parse(out.trim().split('\n').pop()!);
+  try {
+    const out = execFileSync(python, [new URL('./gpt2_peer.py', import.meta.url).pathname, JSON.stringify(spec)], {
+      env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', OMP_NUM_THREADS: '2' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    peer = JSON.parse(out.trim().split('\n').pop()!);
+  } catch (e) {
+    // The engine's figures still get printed and saved; say why the peer is missing.
+    const err = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n').pop();
+    console.log(`note: the PyTorch peer (${peerDevice}) failed: ${err}`);
+  }
 } else {
   console.log('note: PyTorch not found (Debian: apt-get install python3-torch); the peer is skipped');
 }
