@@ -15,43 +15,48 @@ afterAll(() => {
   setAttentionStrategy('auto');
 });
 
+/** Token ids i·a + b (mod V) in a [B, T] batch. */
+const ids = (B: number, T: number, a: number, b: number, V: number) => E.tensor(Int32Array.from({ length: B * T }, (_, i) => (i * a + b) % V), [B, T], 'i32');
+
+/** A GPT-2's loss, every gradient and an HVP along 0.01·(i+1)·1 for parameter i, read back. */
+async function derivatives(m: GPT2, inputs: E.Tensor, targets: E.Tensor) {
+  const params = m.parameters();
+  const f = (...ps: E.Tensor[]) => functionalCall(m, ps, () => m.loss(inputs, targets));
+  const { value, grads } = E.valueAndGrad(f)(...params);
+  const hv = E.hvp(f, params, params.map((p, i) => E.mul(E.ones([...p.shape]), 0.01 * (i + 1))));
+  return { loss: await value.item(), grads: await Promise.all(grads.map((g) => g.toArray())), hv: await Promise.all(hv.map((h) => h.toArray())) };
+}
+
+function expectSameDerivatives(tight: Awaited<ReturnType<typeof derivatives>>, free: Awaited<ReturnType<typeof derivatives>>) {
+  expect(Math.abs(tight.loss - free.loss)).toBeLessThan(1e-5);
+  free.grads.forEach((g, i) => expectClose(tight.grads[i], g, 1e-4, 1e-6, `grad ${i}`));
+  free.hv.forEach((h, i) => expectClose(tight.hv[i], h, 1e-4, 1e-6, `hvp ${i}`));
+}
+
 describe('an embedding larger than the binding limit', () => {
   it('loss, every gradient, an HVP, a clipped SGD step and generation agree with the unlimited run', async () => {
     const cfg = gpt2Config('tiny', { vocabSize: 300, nEmbd: 32, nHead: 2, nLayer: 1, nPositions: 8 });
-    const ids = E.tensor(Int32Array.from({ length: 16 }, (_, i) => (i * 37) % 300), [2, 8], 'i32');
-    const tg = E.tensor(Int32Array.from({ length: 16 }, (_, i) => (i * 91 + 5) % 300), [2, 8], 'i32');
+    const [inputs, targets] = [ids(2, 8, 37, 0, 300), ids(2, 8, 91, 5, 300)];
     const run = async (limit: number | null) => {
       setBindingLimit(limit);
       try {
         const m = new GPT2(cfg, 4);
-        const params = m.parameters();
-        const f = (...ps: E.Tensor[]) => functionalCall(m, ps, () => m.loss(ids, tg));
-        const { value, grads } = E.valueAndGrad(f)(...params);
-        const v = params.map((p, i) => E.mul(E.ones([...p.shape]), 0.01 * (i + 1)));
-        const hv = E.hvp(f, params, v);
+        const d = await derivatives(m, inputs, targets);
         // SGD (linear in the gradient): Adam would turn the rounding noise of the key bias's
         // exactly-zero gradient into ±lr steps that differ between the two runs.
         const opt = new O.SGD(m.namedParameters().map(([name, param]) => ({ name, param })), { lr: 0.1, momentum: 0.9 });
-        E.tidy(() => m.loss(ids, tg).backward());
-        O.clipGradNorm(params, 0.5);
+        E.tidy(() => m.loss(inputs, targets).backward());
+        O.clipGradNorm(m.parameters(), 0.5);
         opt.step();
         const sample = await generate(m, [1, 2, 3], { maxNewTokens: 3, temperature: 0 });
-        return {
-          loss: await value.item(),
-          grads: await Promise.all(grads.map((g) => g.toArray())),
-          hv: await Promise.all(hv.map((h) => h.toArray())),
-          after: await Promise.all(params.map((p) => p.toArray())),
-          sample,
-        };
+        return { ...d, after: await Promise.all(m.parameters().map((p) => p.toArray())), sample };
       } finally {
         setBindingLimit(null);
       }
     };
     const free = await run(null);
     const tight = await run(16 * 1024); // wte is 300 × 32 × 4 B = 38.4 KB: three vocabulary slices
-    expect(Math.abs(tight.loss - free.loss)).toBeLessThan(1e-5);
-    free.grads.forEach((g, i) => expectClose(tight.grads[i], g, 1e-4, 1e-6, `grad ${i}`));
-    free.hv.forEach((h, i) => expectClose(tight.hv[i], h, 1e-4, 1e-6, `hvp ${i}`));
+    expectSameDerivatives(tight, free);
     free.after.forEach((p, i) => expectClose(tight.after[i], p, 1e-5, 1e-6, `param ${i} after clipping + SGD`));
     expect(tight.sample).toEqual(free.sample);
   });
@@ -111,26 +116,16 @@ describe('attention scores larger than the binding limit', () => {
   it('GPT-2 whose attention scores exceed the limit: loss, gradients and an HVP agree with the unlimited run', async () => {
     // The scores [2, 4, 64, 64] are 128 KiB; the logits (150 KiB) take the head's own chunks.
     const cfg = gpt2Config('tiny', { vocabSize: 300, nEmbd: 16, nHead: 4, nLayer: 1, nPositions: 64 });
-    const ids = E.tensor(Int32Array.from({ length: 128 }, (_, i) => (i * 37) % 300), [2, 64], 'i32');
-    const tg = E.tensor(Int32Array.from({ length: 128 }, (_, i) => (i * 91 + 5) % 300), [2, 64], 'i32');
+    const [inputs, targets] = [ids(2, 64, 37, 0, 300), ids(2, 64, 91, 5, 300)];
     const gpt = async (limit: number | null) => {
       setBindingLimit(limit);
       try {
-        const m = new GPT2(cfg, 4);
-        const params = m.parameters();
-        const f = (...ps: E.Tensor[]) => functionalCall(m, ps, () => m.loss(ids, tg));
-        const { value, grads } = E.valueAndGrad(f)(...params);
-        const hv = E.hvp(f, params, params.map((p, i) => E.mul(E.ones([...p.shape]), 0.01 * (i + 1))));
-        return { loss: await value.item(), grads: await Promise.all(grads.map((g) => g.toArray())), hv: await Promise.all(hv.map((h) => h.toArray())) };
+        return await derivatives(new GPT2(cfg, 4), inputs, targets);
       } finally {
         setBindingLimit(null);
       }
     };
-    const free = await gpt(null);
-    const tight = await gpt(40 * 1024);
-    expect(Math.abs(tight.loss - free.loss)).toBeLessThan(1e-5);
-    free.grads.forEach((g, i) => expectClose(tight.grads[i], g, 1e-4, 1e-6, `grad ${i}`));
-    free.hv.forEach((h, i) => expectClose(tight.hv[i], h, 1e-4, 1e-6, `hvp ${i}`));
+    expectSameDerivatives(await gpt(40 * 1024), await gpt(null));
   });
   it('one head\'s scores over the limit are refused with the sizes and what to do', () => {
     const q = E.zeros([1, 1, T, D]);
