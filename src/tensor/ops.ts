@@ -4,6 +4,8 @@ import { ctx, requireF16 } from '../gpu/device.ts';
 import { runtime } from '../gpu/runtime.ts';
 import { type BinaryOp, type Expr, exprSize, exprStorages, readsElsewhere, type UnaryOp } from './expr.ts';
 import { bindingLimit } from './kernels/windows.ts';
+import { formatBytes } from '../gpu/runtime.ts';
+import { sizeClass } from '../gpu/pool.ts';
 import { gatherRows, rowLists, scatterAddRows, scatterAddRowsDevice } from './kernels/gather.ts';
 import { realizeExpr } from './kernels/elementwise.ts';
 import { matmulKernel, type MatOperand } from './kernels/matmul.ts';
@@ -13,7 +15,7 @@ import { layerNormStatsRows, logsumexpRows, takeRows } from './kernels/rows.ts';
 import { attentionKernel, type AttnOperand } from './kernels/attention.ts';
 import { broadcastShapes, checkShape, contiguousStrides, fmt, inferReshape, normalizeAxes, numel, sameShape, type Shape, viewExtent } from './shape.ts';
 import { encodeHalves } from './half.ts';
-import { Storage, type DType } from './storage.ts';
+import { BYTES, Storage, type DType } from './storage.ts';
 import { Tensor } from './tensor.ts';
 
 /** Expressions larger than this are realised before being inlined into another. */
@@ -229,6 +231,24 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
     partial.dispose();
     return keepdims ? reshape(r, t.shape.map(() => 1)) : r;
   }
+  // Reducing the leading axis of a tensor larger than one binding (a bias gradient: the sum of a
+  // [16384, 3072] activation over its rows): each output reads a column through all of it, which
+  // no binding window holds. Reduce blocks of leading rows (each a window), then the partials.
+  const rowBytes = (t.size / Math.max(1, t.shape[0])) * BYTES[t.dtype];
+  const per = Math.max(1, Math.floor((bindingLimit() * 0.8) / rowBytes));
+  if (ax.includes(0) && kept.length > 0 && t.shape[0] > per && [...exprStorages(t.expr())].some((s) => s.bytes > bindingLimit())) {
+    const partials: Tensor[] = [];
+    for (let r0 = 0; r0 < t.shape[0]; r0 += per) {
+      const block = sliceView(t, t.shape.map((_, i) => (i === 0 ? r0 : 0)), t.shape.map((d, i) => (i === 0 ? Math.min(d, r0 + per) : d)));
+      partials.push(reduce(op, block, ax, true));
+      block.dispose();
+    }
+    const joined = concat(partials, 0);
+    partials.forEach((p) => p.dispose());
+    const r = reduce(op, joined, ax, keepdims);
+    joined.dispose();
+    return r;
+  }
   fusable(view);
   // f16 in, f16 out (as in PyTorch), accumulated in f32.
   const storage = reduceRows(view.expr(), view.shape, kept.length, op, t.dtype === 'f16' ? 'f16' : 'f32');
@@ -326,6 +346,8 @@ export function matmul(a: Tensor, b: Tensor, opts: { defer?: boolean } = {}): Te
   const [K2, N] = b.shape.slice(-2);
   if (K !== K2) throw new Error(`matmul: inner dimensions differ: ${fmt(a.shape)} @ ${fmt(b.shape)} (${K} vs ${K2})`);
   const batch = broadcastShapes('matmul (batch dims)', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const pieces = a.rank === 2 && b.rank === 2 ? matmulInPieces(a, b) : null;
+  if (pieces) return pieces;
   const A = operand(a, batch);
   const B = operand(b, batch);
   // f16 @ f16 gives f16 (summed in f32, rounded once); a mix promotes to f32.
@@ -336,6 +358,70 @@ export function matmul(a: Tensor, b: Tensor, opts: { defer?: boolean } = {}): Te
   A.storage.release();
   B.storage.release();
   return Tensor.owning(out, [...batch, M, N]);
+}
+
+/**
+ * A 2-D product whose result or operands do not fit one storage binding (GPT-2 small's MLP at
+ * B·T = 16,384 tokens: a [16384, 3072] f32 activation is 201 MB, lavapipe binds 128 MiB), as
+ * products of pieces that do, or null when it fits as it is. Each split cuts along an axis that
+ * is the slowest-varying of the operand it cuts, so every piece is one contiguous window the
+ * kernels can copy or bind: rows of A and C (pieces concatenated), the inner dimension K (partial
+ * products summed) or columns of B and C (concatenated; only when C fits). Pieces go through
+ * matmul again, so a piece that is still too big is split further.
+ */
+function matmulInPieces(a: Tensor, b: Tensor): Tensor | null {
+  const [M, K] = a.shape;
+  const N = b.shape[1];
+  const limit = bindingLimit();
+  const outBytes = M * N * BYTES[a.dtype === 'f16' && b.dtype === 'f16' ? 'f16' : 'f32'];
+  // A lazy operand is realised in place, as operand() does: computed once, whatever its size
+  // (a kernel writes it in windows), and the backward's transposed views of it are then views.
+  if (a.isLazy && sizeClass(a.size * BYTES[a.dtype]) > limit) a.realize();
+  if (b.isLazy && sizeClass(b.size * BYTES[b.dtype]) > limit) b.realize();
+  // A piece's buffer is a pool size class, at most 1.25× what it holds.
+  const budget = Math.floor(limit * 0.8);
+  const strides = (t: Tensor) => (t.isLazy ? [t.shape[1], 1] : t.layout().strides.map(Math.abs));
+  // Bytes from the first to the last element of n indices along `axis` (all of the other axis).
+  const span = (t: Tensor, axis: 0 | 1, n: number) => ((n - 1) * strides(t)[axis] + (t.shape[1 - axis] - 1) * strides(t)[1 - axis] + 1) * BYTES[t.dtype];
+  // Bindable: its own buffer fits, or the window it spans can be copied into one that does.
+  const fits = (t: Tensor) => (t.isLazy ? sizeClass(t.size * BYTES[t.dtype]) : t.layout().storage.buffer.size) <= limit || span(t, 0, t.shape[0]) <= budget;
+  if (outBytes <= limit && fits(a) && fits(b)) return null;
+  const slowest = (t: Tensor): 0 | 1 => (strides(t)[0] >= strides(t)[1] ? 0 : 1);
+  // How many indices along `axis` of t a piece may hold (t must be cut along its slowest axis).
+  const along = (t: Tensor, axis: 0 | 1) => Math.floor((budget - span(t, axis, 1)) / (strides(t)[axis] * BYTES[t.dtype])) + 1;
+  const most = (...ns: number[]) => {
+    const n = Math.min(...ns);
+    if (n < 1) throw new Error(`matmul: ${fmt(a.shape)} @ ${fmt(b.shape)} cannot be split into pieces of at most ${formatBytes(budget)} (a single row or column is larger)`);
+    return n;
+  };
+  const ranges = (total: number, per: number) => Array.from({ length: Math.ceil(total / per) }, (_, i) => [i * per, Math.min(total, (i + 1) * per)] as const);
+  const cutA = !fits(a) ? slowest(a) : null; // the axis A's pieces must be cut along, if any
+  const cutB = !fits(b) ? slowest(b) : null;
+  if (outBytes > limit || cutA === 0) {
+    // Rows of A and C (concatenated); a B or a transposed A still too big is split in the pieces.
+    const r = most(outBytes > limit ? Math.floor(budget / (outBytes / M)) : Infinity, cutA === 0 ? along(a, 0) : Infinity);
+    return joined(ranges(M, r).map(([m0, m1]) => matmul(sliceView(a, [m0, 0], [m1, K]), b)), 0);
+  }
+  if (cutA === 1 || cutB === 0) {
+    // The inner dimension: columns of A with rows of B, the partial products summed.
+    const kc = most(cutA === 1 ? along(a, 1) : Infinity, cutB === 0 ? along(b, 0) : Infinity);
+    const parts = ranges(K, kc).map(([k0, k1]) => matmul(sliceView(a, [0, k0], [M, k1]), sliceView(b, [k0, 0], [k1, N])));
+    return parts.reduce((sum, p) => {
+      const next = binary('add', sum, p).realize();
+      sum.dispose();
+      p.dispose();
+      return next;
+    });
+  }
+  // Columns of a transposed B and of C (which fits), concatenated.
+  return joined(ranges(N, most(along(b, 1))).map(([n0, n1]) => matmul(a, sliceView(b, [0, n0], [K, n1]))), 1);
+}
+
+/** concat, then the parts are freed (their buffers return to the pool once the copies have run). */
+function joined(parts: Tensor[], axis: number): Tensor {
+  const out = concat(parts, axis);
+  parts.forEach((p) => p.dispose());
+  return out;
 }
 
 // ---------------------------------------------------------------- fused attention

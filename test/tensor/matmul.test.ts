@@ -3,6 +3,7 @@
 // Tolerance: every output must satisfy |c − c64| ≤ 1e-5 · Σₖ |aᵢₖ| |bₖⱼ| (+1e-30), i.e. relative to
 // the magnitude the f32 sum was built from. f32 rounding of a K-term dot product is bounded by
 // ≈ K · 2⁻²⁴ in the worst case and is ≈ 1e-7 in practice; every shape here has K ≤ 200.
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { add, expand, init, matmul, mul, reshape, slice, tensor, transpose, type Tensor } from '../../src/index.ts';
 import { lastMatmulKernel, setMatmulStrategy, setPackThroughBuffer, type MatmulStrategy } from '../../src/tensor/kernels/matmul.ts';
@@ -210,6 +211,44 @@ describe('matmul, strided and composed operands', () => {
     expect(c.shape).toEqual([Bt, T, D]);
     await check(c, dense(x, Bt, T, C), dense(w, 1, C, D));
     c.dispose();
+  });
+});
+
+describe('2-D products past the binding limit, in pieces', () => {
+  // Each case exceeds a shrunken limit somewhere, where one kernel binding the whole buffer throws:
+  // the product is split by rows of A and C, by the inner dimension, or by columns of B and C.
+  const under = async (limit: number, run: () => Promise<void>) => {
+    setBindingLimit(limit);
+    try {
+      await run();
+    } finally {
+      setBindingLimit(null);
+    }
+  };
+  it('C larger than a binding: rows of A and C (64×16 · 16×64, 16 KiB of C under 8 KiB)', () => under(8192, () => plain(64, 16, 64)));
+  it('a transposed A larger than a binding: the inner dimension (Aᵀ of x [256, 16])', () => under(8192, () => plain(16, 256, 8, { transA: true })));
+  it('B larger than a binding: the inner dimension (256×32 B)', () => under(12 * 1024, () => plain(8, 256, 32)));
+  it('a transposed B larger than a binding: columns of B and C (Bᵀ of w [256, 16])', () => under(12 * 1024, () => plain(8, 16, 256, { transB: true })));
+  it('everything too big at once, transposed both ways (96×80 · 80×96 under 4 KiB)', () => under(4096, () => plain(96, 80, 96, { transA: true, transB: true })));
+  it('a lazy A larger than a binding is computed piece by piece', async () => {
+    const x = values(128 * 24, 5);
+    const w = values(24 * 16, 6);
+    const [tx, tw] = [tensor(x, [128, 24]), tensor(w, [24, 16])];
+    await under(4096, async () => {
+      const c = matmul(mul(add(tx, 1), 2), tw); // (x + 1)·2 is 12 KiB, never realised whole
+      await check(c, { batch: 1, rows: 128, cols: 24, at: (_, i, k) => (x[i * 24 + k] + 1) * 2 }, dense(w, 1, 24, 16));
+      c.dispose();
+    });
+    tx.dispose();
+    tw.dispose();
+  });
+  it('random shapes, layouts and limits agree with the float64 product (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 96 }), fc.integer({ min: 1, max: 96 }), fc.integer({ min: 1, max: 96 }), fc.boolean(), fc.boolean(), fc.integer({ min: 2048, max: 24 * 1024 }), async (M, K, N, transA, transB, limit) => {
+        await under(limit, () => plain(M, K, N, { transA, transB }));
+      }),
+      { numRuns: 25, seed: 7 },
+    );
   });
 });
 
