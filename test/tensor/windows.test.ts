@@ -30,6 +30,20 @@ describe('binding windows', () => {
       E.assign(x, E.sub(x, E.mul(toGpu(b), 0.1)));
       expectClose(await x.toArray(), R.sub(a, R.mul(b, 0.1)).data, 2e-6, 1e-6, 'assign');
     }));
+  it('an operand read through a transpose, whose every row spans its whole buffer: realised in halves along a second axis', () =>
+    withLimit(async () => {
+      // [50, 96]ᵀ read row by row touches all 19.2 KB; halves of the column axis touch less.
+      const bt = randomArray([50, 96], 3);
+      const y = E.add(E.mul(toGpu(a), 2), E.transpose(toGpu(bt)));
+      expectClose(await y.toArray(), R.add(R.mul(a, 2), R.transpose(bt)).data, 2e-6, 1e-6, 'a·2 + btᵀ');
+      // Three dims, the transposed operand's widest stride on the last axis.
+      const c = randomArray([4, 24, 50], 4);
+      const d = randomArray([50, 96], 5);
+      const z = E.sub(toGpu(c), E.reshape(E.transpose(toGpu(d)), [4, 24, 50]));
+      expectClose(await z.toArray(), R.sub(c, R.reshape(R.transpose(d), [4, 24, 50])).data, 2e-6, 1e-6, 'c − reshape(dᵀ)');
+      // A column sum of a tensor larger than one binding: blocks of rows, then the partials.
+      expectClose(await E.sum(toGpu(a), 0).toArray(), R.sum(a, 0).data, 1e-5, 1e-5, 'sum over rows');
+    }));
   it('row reductions and total reductions', () =>
     withLimit(async () => {
       expectClose(await E.sum(toGpu(a), 1).toArray(), R.sum(a, 1).data, 1e-5, 1e-5, 'sum rows');

@@ -40,6 +40,13 @@ export interface Chunk {
  * buffer this is one chunk binding whole buffers (bases 0), the common case.
  */
 export function planChunks(shape: readonly number[], accesses: readonly Access[]): Chunk[] {
+  const chunks = tryPlanChunks(shape, accesses);
+  if (chunks) return chunks;
+  throw new Error(`a kernel over shape [${shape}] cannot be split into bindings of at most ${formatBytes(bindingLimit())} (one row along the first axis is already too large): reshape the tensor so its first axis is longer`);
+}
+
+/** planChunks, or null where even one row along the first axis needs a larger binding. */
+export function tryPlanChunks(shape: readonly number[], accesses: readonly Access[]): Chunk[] | null {
   const limit = bindingLimit();
   const rows = shape[0] ?? 1;
   const whole = (): Chunk => ({
@@ -82,5 +89,5 @@ export function planChunks(shape: readonly number[], accesses: readonly Access[]
     if (per === 1) break;
     per = Math.ceil(per / 2);
   }
-  throw new Error(`a kernel over shape [${shape}] cannot be split into bindings of at most ${limit / 2 ** 20} MiB (one row along the first axis is already too large): reshape the tensor so its first axis is longer`);
+  return null;
 }
