@@ -384,7 +384,7 @@ function matmulInPieces(a: Tensor, b: Tensor): Tensor | null {
   // Bytes from the first to the last element of n indices along `axis` (all of the other axis).
   const span = (t: Tensor, axis: 0 | 1, n: number) => ((n - 1) * strides(t)[axis] + (t.shape[1 - axis] - 1) * strides(t)[1 - axis] + 1) * BYTES[t.dtype];
   // Bindable: its own buffer fits, or the window it spans can be copied into one that does.
-  const fits = (t: Tensor) => (t.isLazy ? sizeClass(t.size * BYTES[t.dtype]) : t.layout().storage.buffer.size) <= limit || span(t, 0, t.shape[0]) <= budget;
+  const fits = (t: Tensor) => (t.isLazy ? sizeClass(t.size * BYTES[t.dtype]) : t.layout().storage.bytes) <= limit || span(t, 0, t.shape[0]) <= budget;
   if (outBytes <= limit && fits(a) && fits(b)) return null;
   const slowest = (t: Tensor): 0 | 1 => (strides(t)[0] >= strides(t)[1] ? 0 : 1);
   // How many indices along `axis` of t a piece may hold (t must be cut along its slowest axis).

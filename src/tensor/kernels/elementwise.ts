@@ -37,7 +37,7 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
   if (n === 0) return;
   const accesses: Access[] = [dst];
   forEachLeaf(e, (l) => accesses.push(l));
-  if (!tryPlanChunks(shape, accesses)) return realizeInBlocks(e, shape, dst, accesses);
+  if (accesses.some((a) => a.storage.bytes > bindingLimit()) && !tryPlanChunks(shape, accesses)) return realizeInBlocks(e, shape, dst, accesses);
   const compiled = compileExpr(e, shape, 2, 2, dst.storage, { hoist: true });
   const words = [n, dst.offset, ...compiled.words];
   const outIndex = destinationIndex(shape, dst, 1, words)

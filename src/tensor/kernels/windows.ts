@@ -55,7 +55,7 @@ export function tryPlanChunks(shape: readonly number[], accesses: readonly Acces
     base: new Map(accesses.map((a) => [a.storage, 0])),
     bindings: new Map(accesses.map((a) => [a.storage, { buffer: a.storage.buffer }])),
   });
-  if (accesses.every((a) => a.storage.buffer.size <= limit)) return [whole()];
+  if (accesses.every((a) => a.storage.bytes <= limit)) return [whole()]; // (bytes: runs no deferred kernel)
   if (shape.length === 0) throw new Error(`a kernel needs a ${formatBytes(Math.max(...accesses.map((a) => a.storage.buffer.size)))} binding, more than this adapter allows (${formatBytes(limit)})`);
   const chunkOf = (r0: number, r1: number): Chunk | null => {
     const ranges = new Map<Storage, [number, number]>();
