@@ -18,6 +18,16 @@ afterAll(() => {
 /** Token ids i·a + b (mod V) in a [B, T] batch. */
 const ids = (B: number, T: number, a: number, b: number, V: number) => E.tensor(Int32Array.from({ length: B * T }, (_, i) => (i * a + b) % V), [B, T], 'i32');
 
+/** Runs `fn` with the binding limit shrunk to `limit` bytes (null: the adapter's own), then restores it. */
+async function underLimit<T>(limit: number | null, fn: () => Promise<T>): Promise<T> {
+  setBindingLimit(limit);
+  try {
+    return await fn();
+  } finally {
+    setBindingLimit(null);
+  }
+}
+
 /** A GPT-2's loss, every gradient and an HVP along 0.01·(i+1)·1 for parameter i, read back. */
 async function derivatives(m: GPT2, inputs: E.Tensor, targets: E.Tensor) {
   const params = m.parameters();
@@ -37,9 +47,8 @@ describe('an embedding larger than the binding limit', () => {
   it('loss, every gradient, an HVP, a clipped SGD step and generation agree with the unlimited run', async () => {
     const cfg = gpt2Config('tiny', { vocabSize: 300, nEmbd: 32, nHead: 2, nLayer: 1, nPositions: 8 });
     const [inputs, targets] = [ids(2, 8, 37, 0, 300), ids(2, 8, 91, 5, 300)];
-    const run = async (limit: number | null) => {
-      setBindingLimit(limit);
-      try {
+    const run = (limit: number | null) =>
+      underLimit(limit, async () => {
         const m = new GPT2(cfg, 4);
         const d = await derivatives(m, inputs, targets);
         // SGD (linear in the gradient): Adam would turn the rounding noise of the key bias's
@@ -50,10 +59,7 @@ describe('an embedding larger than the binding limit', () => {
         opt.step();
         const sample = await generate(m, [1, 2, 3], { maxNewTokens: 3, temperature: 0 });
         return { ...d, after: await Promise.all(m.parameters().map((p) => p.toArray())), sample };
-      } finally {
-        setBindingLimit(null);
-      }
-    };
+      });
     const free = await run(null);
     const tight = await run(16 * 1024); // wte is 300 × 32 × 4 B = 38.4 KB: three vocabulary slices
     expectSameDerivatives(tight, free);
@@ -71,19 +77,15 @@ describe('activations larger than the binding limit', () => {
     // accumulated through transposed products are realised in halves of a second axis.
     const cfg = gpt2Config('tiny', { vocabSize: 300, nEmbd: 32, nHead: 2, nLayer: 2, nPositions: 16 });
     const [inputs, targets] = [ids(8, 16, 37, 0, 300), ids(8, 16, 91, 5, 300)];
-    const run = async (limit: number | null) => {
-      setBindingLimit(limit);
-      try {
+    const run = (limit: number | null) =>
+      underLimit(limit, async () => {
         const m = new GPT2(cfg, 4);
         const d = await derivatives(m, inputs, targets);
         const opt = new O.SGD(m.namedParameters().map(([name, param]) => ({ name, param })), { lr: 0.1 });
         E.tidy(() => m.loss(inputs, targets).backward());
         opt.step();
         return { ...d, after: await Promise.all(m.parameters().map((p) => p.toArray())) };
-      } finally {
-        setBindingLimit(null);
-      }
-    };
+      });
     const free = await run(null);
     const tight = await run(40 * 1024);
     expectSameDerivatives(tight, free);
@@ -102,8 +104,7 @@ describe('attention scores larger than the binding limit', () => {
     const [q, k, v] = [1, 2, 3].map((s) => E.tensor(data(s), [B, H, T, D]));
     const dir = [4, 5, 6].map((s) => E.tensor(data(s), [B, H, T, D]));
     const seed = E.tensor(data(7), [B, H, T, D]);
-    setBindingLimit(limit);
-    try {
+    return underLimit(limit, async () => {
       // A scalar whose gradient and Hessian go through every block: ⟨attention(q, k, v)², seed⟩.
       const f = (qq: E.Tensor, kk: E.Tensor, vv: E.Tensor) => {
         const o = causalAttention(qq, kk, vv);
@@ -119,9 +120,7 @@ describe('attention scores larger than the binding limit', () => {
         hv: await Promise.all(hv.map((h) => h.toArray())),
         used: lastAttention,
       };
-    } finally {
-      setBindingLimit(null);
-    }
+    });
   };
   for (const strategy of ['fused', 'composed'] as const) {
     it(`${strategy}: output, gradients and an HVP agree with the unsplit run, over batch blocks and over head blocks`, async () => {
@@ -146,25 +145,15 @@ describe('attention scores larger than the binding limit', () => {
     // The scores [2, 4, 64, 64] are 128 KiB; the logits (150 KiB) take the head's own chunks.
     const cfg = gpt2Config('tiny', { vocabSize: 300, nEmbd: 16, nHead: 4, nLayer: 1, nPositions: 64 });
     const [inputs, targets] = [ids(2, 64, 37, 0, 300), ids(2, 64, 91, 5, 300)];
-    const gpt = async (limit: number | null) => {
-      setBindingLimit(limit);
-      try {
-        return await derivatives(new GPT2(cfg, 4), inputs, targets);
-      } finally {
-        setBindingLimit(null);
-      }
-    };
+    const gpt = (limit: number | null) => underLimit(limit, () => derivatives(new GPT2(cfg, 4), inputs, targets));
     // At 20 KiB the MLP's [128, 64] (32 KiB) and c_attn's [128, 48] (24 KiB) exceed it too.
     const free = await gpt(null);
     for (const limit of [40 * 1024, 20 * 1024]) expectSameDerivatives(await gpt(limit), free);
   });
-  it('one head\'s scores over the limit are refused with the sizes and what to do', () => {
+  it('one head\'s scores over the limit are refused with the sizes and what to do', async () => {
     const q = E.zeros([1, 1, T, D]);
-    setBindingLimit(8 * 1024);
-    try {
+    await underLimit(8 * 1024, async () => {
       expect(() => causalAttention(q, q, q)).toThrow(/one head's 64×64 f32 scores \(16.0 KiB\) exceed this adapter's maxStorageBufferBindingSize \(8.0 KiB\); use a shorter context/);
-    } finally {
-      setBindingLimit(null);
-    }
+    });
   });
 });
