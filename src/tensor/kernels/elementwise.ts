@@ -1,7 +1,7 @@
 // Realising an expression into a (possibly strided) destination view.
 import { pipeline, runtime } from '../../gpu/runtime.ts';
 import { fillTemplate, paramsBlock } from '../../gpu/shaders.ts';
-import { compileExpr, forEachLeaf, mapLeaves, type Expr } from '../expr.ts';
+import { compileExpr, mapLeaves, type Expr } from '../expr.ts';
 import { contiguousStrides, numel } from '../shape.ts';
 import { BYTES, type Storage } from '../storage.ts';
 import { grid } from './launch.ts';
@@ -35,10 +35,10 @@ export function destinationIndex(shape: readonly number[], dst: Destination, off
 export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination): void {
   const n = numel(shape);
   if (n === 0) return;
-  const accesses: Access[] = [dst];
-  forEachLeaf(e, (l) => accesses.push(l));
-  if (accesses.some((a) => a.storage.bytes > bindingLimit()) && !tryPlanChunks(shape, accesses)) return realizeInBlocks(e, shape, dst, accesses);
   const compiled = compileExpr(e, shape, 2, 2, dst.storage, { hoist: true });
+  const accesses: Access[] = [dst, ...compiled.leafOffsets];
+  const chunks = tryPlanChunks(shape, accesses);
+  if (!chunks) return realizeInBlocks(e, shape, dst, accesses);
   const words = [n, dst.offset, ...compiled.words];
   const outIndex = destinationIndex(shape, dst, 1, words)
     .map((l) => `  ${l}`)
@@ -53,7 +53,6 @@ export function realizeExpr(e: Expr, shape: readonly number[], dst: Destination)
   });
   const pipe = pipeline(source, 'elementwise');
   const rowSize = shape.length ? n / shape[0] : 1;
-  const chunks = planChunks(shape, [dst, ...compiled.leafOffsets]);
   for (const c of chunks) {
     const w = Uint32Array.from(words);
     const count = (c.r1 - c.r0) * rowSize;
