@@ -465,7 +465,9 @@ export function indexSelect(src: Tensor, idx: Tensor): Tensor {
   if (idx.dtype !== 'i32') throw new Error(`indexSelect: indices must be i32, got ${idx.dtype}`);
   const [rows, width] = src.shape;
   const s = src.shape[1] === 1 || src.isContiguous() ? src : src.contiguousCopy();
-  const i = idx.isContiguous() ? idx : idx.contiguousCopy();
+  // The gather kernel reads ids from the start of their buffer: a view that starts elsewhere (a
+  // slice of a batch's rows) is copied, as a strided one is.
+  const i = idx.isContiguous() && idx.layout().offset === 0 ? idx : idx.contiguousCopy();
   const L = s.layout();
   const out = gatherRows(L.storage, L.offset, L.strides[0], rows, width, i.layout().storage, i.size);
   if (s !== src) s.dispose();

@@ -127,6 +127,20 @@ describe('indexing', () => {
     expect(out.shape).toEqual([2, 3, 4]);
     expectClose(await out.toArray(), R.indexSelect(table, ids).data, 0, 0, 'indexSelect');
   });
+  it('indices given as views: a slice of rows (nonzero offset), a transpose, and the gradient back through them', async () => {
+    const idx = E.tensor(new Int32Array(ids), [2, 3]);
+    // Row 1 of the ids starts 3 elements into their buffer: [2, 5, 1], not [5, 0, 2].
+    const row1 = E.slice(idx, [[1, 2], null]);
+    expectClose(await E.indexSelect(toGpu(table), row1).toArray(), R.indexSelect(table, ids.slice(3)).data, 0, 0, 'slice of ids');
+    const colMajor = E.transpose(idx); // [[5, 2], [0, 5], [2, 1]]
+    expectClose(await E.indexSelect(toGpu(table), colMajor).toArray(), R.indexSelect(table, [5, 2, 0, 5, 2, 1]).data, 0, 0, 'transposed ids');
+    // The embedding's gradient (scatter-add) through the same sliced ids.
+    const w = toGpu(table);
+    const [g] = E.grad((t: E.Tensor) => E.sum(E.mul(E.indexSelect(t, row1), E.tensor(Float32Array.from({ length: 12 }, (_, i) => i + 1), [1, 3, 4]))))(w);
+    const want = new Float64Array(24);
+    [2, 5, 1].forEach((id, p) => { for (let c = 0; c < 4; c++) want[id * 4 + c] += p * 4 + c + 1; });
+    expectClose(await g.toArray(), want, 0, 0, 'gradient through sliced ids');
+  });
   it('scatterAdd sums repeated rows', async () => {
     const src = randomArray([6, 4], 20);
     const out = E.scatterAdd(toGpu(src), E.tensor(new Int32Array(ids)), 7);
