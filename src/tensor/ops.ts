@@ -464,6 +464,23 @@ export function indexSelect(src: Tensor, idx: Tensor): Tensor {
   if (src.rank !== 2) throw new Error(`indexSelect: source must be 2-D [rows, width], got ${fmt(src.shape)}`);
   if (idx.dtype !== 'i32') throw new Error(`indexSelect: indices must be i32, got ${idx.dtype}`);
   const [rows, width] = src.shape;
+  // An output larger than one binding (GPT-2 small's embeddings of 64×1024 tokens: 201 MB) is
+  // gathered for blocks of ids and concatenated.
+  const perBlock = Math.max(1, Math.floor((bindingLimit() * 0.8) / (width * BYTES[src.dtype])));
+  if (idx.size > perBlock && idx.size * width * BYTES[src.dtype] > bindingLimit()) {
+    const flat = reshape(idx, [idx.size]);
+    const parts: Tensor[] = [];
+    for (let p0 = 0; p0 < idx.size; p0 += perBlock) {
+      const block = sliceView(flat, [p0], [Math.min(idx.size, p0 + perBlock)]);
+      parts.push(indexSelect(src, block));
+      block.dispose();
+    }
+    flat.dispose();
+    const out = joined(parts, 0);
+    const shaped = reshape(out, [...idx.shape, width]);
+    out.dispose();
+    return shaped;
+  }
   const s = src.shape[1] === 1 || src.isContiguous() ? src : src.contiguousCopy();
   // The gather kernel reads ids from the start of their buffer: a view that starts elsewhere (a
   // slice of a batch's rows) is copied, as a strided one is.

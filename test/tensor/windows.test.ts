@@ -1,6 +1,6 @@
 // Tensors larger than one storage binding (lavapipe: 128 MiB; GPT-2's embedding is 154 MB):
 // kernels split into binding windows. A shrunken limit exercises the same code on small tensors.
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../src/index.ts';
 import * as R from '../../src/reference/ndarray.ts';
 import { setBindingLimit } from '../../src/tensor/kernels/windows.ts';
@@ -58,5 +58,13 @@ describe('binding windows', () => {
       const src = randomArray([7, 50], 3);
       const sc = E.scatterAdd(toGpu(src), E.tensor(new Int32Array(ids)), 96);
       expectClose(await sc.toArray(), R.scatterAdd(src, ids, 96).data, 1e-6, 1e-7, 'scatter');
+    }));
+  it('an embedding lookup whose output exceeds one binding gathers blocks of ids', () =>
+    withLimit(async () => {
+      // 60 ids × 50 floats = 12 KB of output under 4 KB; ids as a [3, 20] batch, the output [3, 20, 50].
+      const ids = Array.from({ length: 60 }, (_, i) => (i * 37) % 96);
+      const out = E.indexSelect(toGpu(a), E.tensor(new Int32Array(ids), [3, 20]));
+      expect(out.shape).toEqual([3, 20, 50]);
+      expectClose(await out.toArray(), R.indexSelect(a, ids).data, 0, 0, 'gather in blocks');
     }));
 });
