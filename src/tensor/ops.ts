@@ -214,6 +214,24 @@ export function reshape(t: Tensor, to: readonly number[]): Tensor {
   return r;
 }
 
+// ---------------------------------------------------------------- pieces past the binding limit
+
+/**
+ * The most bytes a new piece of a split may hold: its pool buffer is a size class, at most 1.25×
+ * what it holds, and must still fit one binding.
+ */
+const pieceBudget = () => Math.floor(bindingLimit() * 0.8);
+
+/** [start, end) ranges of at most `per` covering 0…total. */
+const ranges = (total: number, per: number) => Array.from({ length: Math.ceil(total / per) }, (_, i) => [i * per, Math.min(total, (i + 1) * per)] as const);
+
+/** concat, then the parts are freed (their buffers return to the pool once the copies have run). */
+function joined(parts: Tensor[], axis: number): Tensor {
+  const out = concat(parts, axis);
+  parts.forEach((p) => p.dispose());
+  return out;
+}
+
 // ---------------------------------------------------------------- reductions
 
 export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
@@ -235,18 +253,17 @@ export function reduce(op: ReduceOp, t: Tensor, axes: number | readonly number[]
   // [16384, 3072] activation over its rows): each output reads a column through all of it, which
   // no binding window holds. Reduce blocks of leading rows (each a window), then the partials.
   const rowBytes = (t.size / Math.max(1, t.shape[0])) * BYTES[t.dtype];
-  const per = Math.max(1, Math.floor((bindingLimit() * 0.8) / rowBytes));
+  const per = Math.max(1, Math.floor(pieceBudget() / rowBytes));
   if (ax.includes(0) && kept.length > 0 && t.shape[0] > per && [...exprStorages(t.expr())].some((s) => s.bytes > bindingLimit())) {
-    const partials: Tensor[] = [];
-    for (let r0 = 0; r0 < t.shape[0]; r0 += per) {
-      const block = sliceView(t, t.shape.map((_, i) => (i === 0 ? r0 : 0)), t.shape.map((d, i) => (i === 0 ? Math.min(d, r0 + per) : d)));
-      partials.push(reduce(op, block, ax, true));
+    const partials = ranges(t.shape[0], per).map(([r0, r1]) => {
+      const block = sliceView(t, t.shape.map((_, i) => (i === 0 ? r0 : 0)), t.shape.map((d, i) => (i === 0 ? r1 : d)));
+      const part = reduce(op, block, ax, true);
       block.dispose();
-    }
-    const joined = concat(partials, 0);
-    partials.forEach((p) => p.dispose());
-    const r = reduce(op, joined, ax, keepdims);
-    joined.dispose();
+      return part;
+    });
+    const all = joined(partials, 0);
+    const r = reduce(op, all, ax, keepdims);
+    all.dispose();
     return r;
   }
   fusable(view);
@@ -378,8 +395,7 @@ function matmulInPieces(a: Tensor, b: Tensor): Tensor | null {
   // (a kernel writes it in windows), and the backward's transposed views of it are then views.
   if (a.isLazy && sizeClass(a.size * BYTES[a.dtype]) > limit) a.realize();
   if (b.isLazy && sizeClass(b.size * BYTES[b.dtype]) > limit) b.realize();
-  // A piece's buffer is a pool size class, at most 1.25× what it holds.
-  const budget = Math.floor(limit * 0.8);
+  const budget = pieceBudget();
   const strides = (t: Tensor) => (t.isLazy ? [t.shape[1], 1] : t.layout().strides.map(Math.abs));
   // Bytes from the first to the last element of n indices along `axis` (all of the other axis).
   const span = (t: Tensor, axis: 0 | 1, n: number) => ((n - 1) * strides(t)[axis] + (t.shape[1 - axis] - 1) * strides(t)[1 - axis] + 1) * BYTES[t.dtype];
@@ -394,7 +410,6 @@ function matmulInPieces(a: Tensor, b: Tensor): Tensor | null {
     if (n < 1) throw new Error(`matmul: ${fmt(a.shape)} @ ${fmt(b.shape)} cannot be split into pieces of at most ${formatBytes(budget)} (a single row or column is larger)`);
     return n;
   };
-  const ranges = (total: number, per: number) => Array.from({ length: Math.ceil(total / per) }, (_, i) => [i * per, Math.min(total, (i + 1) * per)] as const);
   const cutA = !fits(a) ? slowest(a) : null; // the axis A's pieces must be cut along, if any
   const cutB = !fits(b) ? slowest(b) : null;
   if (outBytes > limit || cutA === 0) {
@@ -415,13 +430,6 @@ function matmulInPieces(a: Tensor, b: Tensor): Tensor | null {
   }
   // Columns of a transposed B and of C (which fits), concatenated.
   return joined(ranges(N, most(along(b, 1))).map(([n0, n1]) => matmul(a, sliceView(b, [0, n0], [K, n1]))), 1);
-}
-
-/** concat, then the parts are freed (their buffers return to the pool once the copies have run). */
-function joined(parts: Tensor[], axis: number): Tensor {
-  const out = concat(parts, axis);
-  parts.forEach((p) => p.dispose());
-  return out;
 }
 
 // ---------------------------------------------------------------- fused attention
@@ -466,15 +474,15 @@ export function indexSelect(src: Tensor, idx: Tensor): Tensor {
   const [rows, width] = src.shape;
   // An output larger than one binding (GPT-2 small's embeddings of 64×1024 tokens: 201 MB) is
   // gathered for blocks of ids and concatenated.
-  const perBlock = Math.max(1, Math.floor((bindingLimit() * 0.8) / (width * BYTES[src.dtype])));
+  const perBlock = Math.max(1, Math.floor(pieceBudget() / (width * BYTES[src.dtype])));
   if (idx.size > perBlock && idx.size * width * BYTES[src.dtype] > bindingLimit()) {
     const flat = reshape(idx, [idx.size]);
-    const parts: Tensor[] = [];
-    for (let p0 = 0; p0 < idx.size; p0 += perBlock) {
-      const block = sliceView(flat, [p0], [Math.min(idx.size, p0 + perBlock)]);
-      parts.push(indexSelect(src, block));
+    const parts = ranges(idx.size, perBlock).map(([p0, p1]) => {
+      const block = sliceView(flat, [p0], [p1]);
+      const part = indexSelect(src, block);
       block.dispose();
-    }
+      return part;
+    });
     flat.dispose();
     const out = joined(parts, 0);
     const shaped = reshape(out, [...idx.shape, width]);
